@@ -1,0 +1,1 @@
+"""Sub-commands of ``mdm``; each module exposes a ``typer.Typer`` app or plain command functions."""

@@ -1,0 +1,1 @@
+"""Typed configuration and table schemas shared by every step."""
