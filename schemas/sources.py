@@ -5,6 +5,7 @@ Adding a system (e.g. wealth management) is a new entry in this file, not a code
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -44,12 +45,35 @@ class DelimitedFormat(_Strict):
     header: bool = True
     columns: list[str] | None = Field(None, description="column names when the file has no header")
     max_field_bytes: int = Field(65536, gt=0, description="longer fields quarantine the row")
+    max_record_lines: int = Field(
+        64, ge=1, description="physical lines one quoted record may span; more means a broken quote"
+    )
+    max_undecodable_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="share of data lines that may fail to decode before the whole file is refused",
+    )
+    check_encoding: bool = Field(
+        True, description="refuse a file whose first MiB is plainly UTF-8 while the encoding says otherwise"
+    )
 
     @field_validator("delimiter")
     @classmethod
     def _one_char(cls, v: str) -> str:
         if len(v) != 1:
             raise ValueError("delimiter must be exactly one character")
+        return v
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_codec(cls, v: str) -> str:
+        try:
+            name = codecs.lookup(v).name
+        except LookupError:
+            raise ValueError(f"unknown encoding {v!r}; use e.g. gb18030, gbk, utf-8 or utf-8-sig") from None
+        if name.startswith(("utf-16", "utf-32")):
+            raise ValueError(f"encoding {v!r} is not ASCII-compatible; re-export the file as utf-8 or gb18030")
         return v
 
 

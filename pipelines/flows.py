@@ -1,0 +1,189 @@
+"""The nightly flow: extract → validate → standardize → match → golden IDs → publish → report.
+
+The flow body reads like the run's table of contents; the work is in ``pipelines.steps``
+(plain functions) over the pure code in ``validators/`` and ``matchers/``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from pipelines import steps, tasks
+from pipelines.landing import RunFolder
+from pipelines.metrics import RunMetrics
+from pipelines.report import RunReport
+from schemas.settings import RunConfig, load_run_config
+
+log = logging.getLogger(__name__)
+
+
+def _run_name() -> str:
+    day = flow_run.parameters.get("business_date") or steps.today_in_shanghai()
+    scope = flow_run.parameters.get("sources")
+    return f"nightly-{day}" + (f"-{'-'.join(scope)}" if scope else "")
+
+
+@flow(name="nightly-customer-master", flow_run_name=_run_name, validate_parameters=True)
+def nightly_customer_master(
+    business_date: dt.date | None = None,
+    config_path: str | None = None,
+    sources: list[str] | None = None,
+) -> dict[str, Any]:
+    """Build tonight's customer master from the declared extracts and publish it atomically."""
+    config = load_run_config(config_path)
+    day = business_date or steps.today_in_shanghai()
+    from pipelines.publish import master_lock
+
+    with master_lock(config.master_dir):
+        run = NightlyRun(config, day, sources)
+        return run.execute()
+
+
+class NightlyRun:
+    """One execution of the nightly flow: holds the run folder, metrics and report."""
+
+    def __init__(self, config: RunConfig, business_date: dt.date, only_sources: list[str] | None) -> None:
+        self.config = config
+        self.business_date = business_date
+        self.run_id = steps.new_run_id(business_date)
+        self.folder = RunFolder.create(config.runs_dir, self.run_id, business_date)
+        self.metrics = RunMetrics()
+        self.report = RunReport(run_id=self.run_id, business_date=business_date.isoformat())
+        self.only_sources = only_sources
+        self.started = dt.datetime.now(steps.SHANGHAI)
+
+    def execute(self) -> dict[str, Any]:
+        logger = get_run_logger()
+        logger.info("run %s for business date %s", self.run_id, self.business_date)
+        try:
+            canonical, quarantine, outcomes = self.extract()
+            std = self.standardize(canonical, outcomes)
+            previous, constraints = tasks.load_previous(self.config), tasks.load_constraints(self.config)
+            matched = self.match(std, constraints)
+            golden = self.golden(std, matched, previous)
+            self.publish(std, matched, golden, quarantine, previous, outcomes)
+            self.report.status = "Completed"
+        except Exception as err:
+            self.report.status = "Failed"
+            self.report.failure = str(err)
+            logger.error("run %s failed: %s; the published master is unchanged", self.run_id, err)
+            raise
+        finally:
+            self.report.steps = self.metrics.as_rows()
+            path = self.report.write(self.folder.report_dir)
+            self.report.publish_artifact()
+            logger.info("run report: %s", path)
+        return {"run_id": self.run_id, "report": str(path), "master_version": self.report.master_version}
+
+    # -- the steps -------------------------------------------------------------------------
+
+    def extract(self) -> tuple[pa.Table, pa.Table, dict[str, steps.SourceOutcome]]:
+        with self.metrics.step("extract + source gates") as m:
+            results: dict[str, Any] = {}
+            outcomes: dict[str, steps.SourceOutcome] = {}
+            for src, read_tonight in steps.selected_sources(self.config, self.only_sources):
+                if read_tonight:
+                    results[src.system], outcomes[src.system] = tasks.extract_source(self.config, src, self.folder)
+                else:
+                    results[src.system], outcomes[src.system] = steps.reuse_last_landing(self.config, src, self.folder)
+            canonical = pa.concat_tables([r.canonical for r in results.values()], promote_options="default")
+            quarantines = [r.quarantine for r in results.values() if r.quarantine is not None]
+            quarantine = self.folder.write_quarantine(quarantines)
+            m.rows_in = sum(o.rows_in for o in outcomes.values())
+            m.rows_out = canonical.num_rows
+        return canonical, quarantine, outcomes
+
+    def standardize(self, canonical: pa.Table, outcomes: dict[str, steps.SourceOutcome]) -> pd.DataFrame:
+        with self.metrics.step("standardize") as m:
+            std = tasks.standardize(canonical, self.config)
+            m.rows_in, m.rows_out = canonical.num_rows, len(std)
+        counts = std["source_system"].value_counts()
+        for system, outcome in outcomes.items():
+            outcome.rows_standardized = int(counts.get(system, 0))
+        steps.check_counts(outcomes)
+        self.report.sources = [
+            {
+                "source": o.system,
+                "rows in": o.rows_in,
+                "standardized": o.rows_standardized,
+                "quarantined": o.rows_quarantined,
+                "carried forward from": o.carried_forward_from or "",
+            }
+            for o in outcomes.values()
+        ]
+        with self.metrics.step("standardized gates"):
+            gates = tasks.validate_standardized(std, self.config, self.folder)
+        self.report.quality = [
+            {"source": k, "passed": v.passed, "failures": "; ".join(v.failures)} for k, v in gates.items()
+        ]
+        self.report.data_docs = str(self.folder.quality_dir / "index.html")
+        return std
+
+    def match(self, std: pd.DataFrame, constraints: Any) -> Any:
+        with self.metrics.step("match + cluster") as m:
+            matched = tasks.match(std, self.config, constraints)
+            m.rows_in, m.rows_out = len(std), int(matched.clusters["cluster"].nunique())
+        self.report.matching = {k: v for k, v in matched.stats.items() if not k.startswith("time")}
+        self.report.review_queue_size = len(matched.review)
+        return matched
+
+    def golden(self, std: pd.DataFrame, matched: Any, previous: Any) -> steps.GoldenOutcome:
+        with self.metrics.step("golden IDs + survivorship") as m:
+            golden = tasks.golden(std, matched.clusters, previous, self.run_id, self.business_date, self.config)
+            m.rows_in, m.rows_out = len(std), len(golden.golden)
+        counts = golden.events["event_type"].value_counts() if len(golden.events) else pd.Series(dtype=int)
+        self.report.golden = {"golden customers": len(golden.golden)} | {
+            f"events {k}": int(v) for k, v in counts.items()
+        }
+        return golden
+
+    def publish(
+        self,
+        std: pd.DataFrame,
+        matched: Any,
+        golden: steps.GoldenOutcome,
+        quarantine: pa.Table,
+        previous: Any,
+        outcomes: dict[str, steps.SourceOutcome],
+    ) -> None:
+        with self.metrics.step("publish"):
+            run_log = self._run_log(previous, outcomes, len(golden.golden))
+            tables = steps.assemble_master_tables(std, matched, golden, quarantine, run_log)
+            version = tasks.publish(self.config, self.run_id, tables)
+        self.report.master_version = version
+
+    def _run_log(self, previous: Any, outcomes: dict[str, steps.SourceOutcome], n_golden: int) -> pd.DataFrame:
+        row = pd.DataFrame(
+            [
+                {
+                    "run_id": self.run_id,
+                    "business_date": self.business_date,
+                    "started_at": self.started.replace(tzinfo=None),
+                    "finished_at": dt.datetime.now(steps.SHANGHAI).replace(tzinfo=None),
+                    "status": "published",
+                    "sources": ",".join(outcomes),
+                    "rows_in": sum(o.rows_in for o in outcomes.values()),
+                    "rows_quarantined": sum(o.rows_quarantined for o in outcomes.values()),
+                    "golden_customers": n_golden,
+                }
+            ]
+        )
+        prev = getattr(previous, "run_log", None)
+        if prev is not None and len(prev):
+            return pd.concat([prev, row], ignore_index=True)
+        return row
+
+
+def run_flow(config_path: Path | None, business_date: dt.date | None, sources: list[str] | None) -> dict[str, Any]:
+    """Call the flow in-process (Prefect runs it against a temporary local API when no server is configured)."""
+    return nightly_customer_master(
+        business_date=business_date, config_path=str(config_path) if config_path else None, sources=sources
+    )

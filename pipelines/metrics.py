@@ -1,0 +1,63 @@
+"""Wall time, CPU time and peak memory per pipeline step."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+
+import psutil
+
+
+@dataclass
+class StepMetrics:
+    step: str
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    peak_rss_mb: float = 0.0
+    rows_in: int | None = None
+    rows_out: int | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class RunMetrics:
+    steps: list[StepMetrics] = field(default_factory=list)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[StepMetrics]:
+        """Measure one step; peak RSS is sampled every 20 ms by a background thread."""
+        metrics = StepMetrics(step=name)
+        proc = psutil.Process(os.getpid())
+        peak = [proc.memory_info().rss]
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(0.02):
+                try:
+                    rss = proc.memory_info().rss
+                except psutil.Error:  # pragma: no cover - process is going away
+                    return
+                if rss > peak[0]:
+                    peak[0] = rss
+
+        sampler = threading.Thread(target=sample, name=f"rss-{name}", daemon=True)
+        sampler.start()
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            yield metrics
+        finally:
+            stop.set()
+            sampler.join()
+            metrics.wall_s = round(time.perf_counter() - t0, 3)
+            metrics.cpu_s = round(time.process_time() - c0, 3)
+            metrics.peak_rss_mb = round(max(peak[0], proc.memory_info().rss) / 2**20, 1)
+            self.steps.append(metrics)
+
+    def as_rows(self) -> list[dict[str, object]]:
+        return [s.as_dict() for s in self.steps]

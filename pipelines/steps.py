@@ -1,0 +1,292 @@
+"""The steps of the nightly run as plain functions (the Prefect tasks in ``pipelines.tasks`` wrap them).
+
+Each step takes explicit inputs and returns explicit outputs, so it can be tested and
+rerun on its own; only this module and ``pipelines.publish`` touch the file system.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet  # noqa: F401  (pa.parquet)
+
+from mdm.errors import DataQualityError, MdmError, SourceError
+from pipelines.landing import RunFolder, find_last_good_landing
+from pipelines.metrics import RunMetrics
+from schemas.settings import RunConfig
+from schemas.sources import SourceConfig
+
+log = logging.getLogger(__name__)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def today_in_shanghai() -> dt.date:
+    return dt.datetime.now(SHANGHAI).date()
+
+
+def new_run_id(business_date: dt.date) -> str:
+    """Unique, sortable run id that carries the business date: ``R20261123-231501-4f2a``."""
+    now = dt.datetime.now(SHANGHAI)
+    return f"R{business_date:%Y%m%d}-{now:%H%M%S}-{secrets.token_hex(2)}"
+
+
+@dataclass
+class SourceOutcome:
+    """What happened to one source in this run."""
+
+    system: str
+    rows_in: int = 0
+    rows_canonical: int = 0
+    rows_quarantined: int = 0
+    rows_standardized: int = 0
+    carried_forward_from: str | None = None
+    gate_failures: list[str] = field(default_factory=list)
+    files: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class ExtractOutcome:
+    canonical: pa.Table
+    quarantine: pa.Table
+    sources: dict[str, SourceOutcome]
+
+
+def selected_sources(config: RunConfig, only: list[str] | None) -> list[tuple[SourceConfig, bool]]:
+    """Every declared source with whether tonight's extract is read (False: reuse its last good one)."""
+    sources = list(config.sources.sources)
+    if not only:
+        return [(s, True) for s in sources]
+    known = {s.system for s in sources}
+    unknown = sorted(set(only) - known)
+    if unknown:
+        raise MdmError(f"unknown source system(s) {unknown}; the sources file declares {sorted(known)}")
+    return [(s, s.system in set(only)) for s in sources]
+
+
+def reuse_last_landing(config: RunConfig, src: SourceConfig, folder: RunFolder) -> tuple[Any, SourceOutcome]:
+    """A source left out of a partial run keeps its last good extract (it is not re-read)."""
+    last = find_last_good_landing(config.runs_dir, src.system, folder.run_id)
+    if last is None:
+        raise SourceError(
+            f"source '{src.system}' was left out of this run but has no earlier good extract to reuse; "
+            "run all sources once first"
+        )
+    table = pa.parquet.read_table(last)
+    outcome = SourceOutcome(system=src.system, rows_in=table.num_rows, rows_canonical=table.num_rows)
+    outcome.carried_forward_from = str(last)
+    return _CarriedForward(table), outcome
+
+
+def previous_row_count(runs_dir: Path, system: str, before_run_id: str) -> int | None:
+    """Rows the last good run landed for ``system`` (for the row-count band gate)."""
+    landing = find_last_good_landing(runs_dir, system, before_run_id)
+    if landing is None:
+        return None
+    return int(pa.parquet.ParquetFile(landing).metadata.num_rows)
+
+
+def extract_and_gate(config: RunConfig, src: SourceConfig, folder: RunFolder) -> tuple[Any, SourceOutcome]:
+    """Extract one source, land it, run its source-level gates; carry forward the last good extract if allowed."""
+    from pipelines.extract import extract_source
+    from validators.quality import run_source_gates
+
+    outcome = SourceOutcome(system=src.system)
+    carry = src.system in config.sources.carry_forward
+    try:
+        result = extract_source(src, config.sources_base, folder.run_id)
+        prev = previous_row_count(config.runs_dir, src.system, folder.run_id)
+        gate = run_source_gates(
+            result.canonical, src, config.sources.quality, prev, folder.quality_dir / src.system
+        )
+        if not gate.passed:
+            raise DataQualityError(
+                f"source '{src.system}' failed its data-quality gates: " + "; ".join(gate.failures)
+                + f". Data docs: {folder.quality_dir}. Fix the extract and rerun, or add '{src.system}' to"
+                " carry_forward in the sources file to reuse its last good extract."
+            )
+    except SourceError as err:
+        if not carry:
+            raise
+        last = find_last_good_landing(config.runs_dir, src.system, folder.run_id)
+        if last is None:
+            raise SourceError(f"{err} (carry_forward is set for '{src.system}' but no earlier good extract exists)") from err
+        log.warning("source %s failed (%s); carrying forward %s", src.system, type(err).__name__, last)
+        outcome.gate_failures.append(str(err))
+        outcome.carried_forward_from = str(last)
+        table = pa.parquet.read_table(last)
+        outcome.rows_in = outcome.rows_canonical = table.num_rows
+        return _CarriedForward(table), outcome
+    folder.write_landing(result)
+    outcome.rows_in = result.rows_in
+    outcome.rows_canonical = result.rows_canonical
+    outcome.rows_quarantined = result.rows_quarantined
+    outcome.files = [
+        {"path": str(f.path), "sha256": f.sha256, "size_bytes": f.size_bytes, "rows_read": f.rows_read}
+        for f in result.files
+    ]
+    return result, outcome
+
+
+@dataclass
+class _CarriedForward:
+    canonical: pa.Table
+    quarantine: pa.Table | None = None
+
+
+def check_counts(outcomes: dict[str, SourceOutcome]) -> None:
+    """Nothing is lost: for every source, rows in = rows standardized + rows quarantined."""
+    for o in outcomes.values():
+        if o.rows_in != o.rows_standardized + o.rows_quarantined:
+            raise MdmError(
+                f"record count check failed for source '{o.system}': {o.rows_in} rows in, "
+                f"{o.rows_standardized} standardized + {o.rows_quarantined} quarantined; the run is stopped "
+                "so that no record is lost; report this with the run folder"
+            )
+
+
+def standardize_records(canonical: pa.Table, config: RunConfig) -> pd.DataFrame:
+    from validators.standardize import StandardizeRules, standardize
+
+    rules = StandardizeRules(date_formats={s.system: s.date_formats for s in config.sources.sources})
+    return standardize(canonical, rules)
+
+
+def standardized_gates(std: pd.DataFrame, config: RunConfig, folder: RunFolder) -> dict[str, Any]:
+    from validators.quality import run_standardized_gates
+
+    results = run_standardized_gates(std, config.sources.quality, folder.quality_dir / "standardized")
+    failed = {k: v for k, v in results.items() if not v.passed}
+    if failed:
+        msgs = "; ".join(f for r in failed.values() for f in r.failures)
+        raise DataQualityError(
+            f"standardized records failed their data-quality gates: {msgs}. Data docs: {folder.quality_dir}. "
+            "The published master is unchanged."
+        )
+    return results
+
+
+def load_constraints(state_dir: Path) -> Any:
+    """Steward decisions as must-link / cannot-link constraints (empty when no steward has decided yet)."""
+    from matchers.decisions import Constraints
+
+    try:
+        from steward.store import DecisionStore
+    except ModuleNotFoundError:
+        return Constraints.empty()
+    store = DecisionStore.open_existing(state_dir)
+    if store is None:
+        return Constraints.empty()
+    try:
+        must, cannot = store.constraints()
+    finally:
+        store.close()
+    return Constraints(must_link=must, cannot_link=cannot)
+
+
+def match_records(std: pd.DataFrame, config: RunConfig, constraints: Any) -> Any:
+    from matchers.pipeline import match
+    from schemas.matching import load_match_config
+
+    match_config = load_match_config(config.model.matching or None)
+    return match(std, match_config, constraints)
+
+
+@dataclass
+class GoldenOutcome:
+    xref: pd.DataFrame
+    registry: pd.DataFrame
+    events: pd.DataFrame
+    golden: pd.DataFrame
+    customer_systems: pd.DataFrame
+
+
+def build_golden(
+    std: pd.DataFrame, clusters: pd.DataFrame, previous: Any, run_id: str, business_date: dt.date, config: RunConfig
+) -> GoldenOutcome:
+    """Stable golden IDs by record overlap with the previous master, then survivorship."""
+    from matchers.golden_ids import assign_golden_ids
+    from matchers.survivorship import build_golden_records
+    from schemas.survivorship import load_survivorship_config
+
+    assignment = assign_golden_ids(
+        clusters[["record_key", "cluster"]],
+        previous.xref if previous is not None else None,
+        previous.registry if previous is not None else None,
+        run_id,
+    )
+    golden, systems = build_golden_records(
+        std,
+        assignment.xref,
+        load_survivorship_config(config.model.survivorship or None),
+        previous.golden if previous is not None else None,
+        run_id,
+        business_date,
+    )
+    return GoldenOutcome(assignment.xref, assignment.registry, assignment.events, golden, systems)
+
+
+ACCEPTED = ("deterministic", "auto", "must_link")
+
+
+def record_links(std: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
+    """How each record was linked: its strongest accepted link (or 'singleton')."""
+    accepted = pairs[pairs["decision"].isin(ACCEPTED)]
+    rank = {"must_link": 3, "deterministic": 2, "auto": 1}
+    sides = pd.concat(
+        [
+            accepted[["rid_l", "decision", "match_weight"]].rename(columns={"rid_l": "rid"}),
+            accepted[["rid_r", "decision", "match_weight"]].rename(columns={"rid_r": "rid"}),
+        ],
+        ignore_index=True,
+    )
+    sides["rank"] = sides["decision"].map(rank).fillna(0)
+    best = sides.sort_values(["rid", "rank", "match_weight"], ascending=[True, False, False]).drop_duplicates("rid")
+    out = std[["rid", "record_key", "source_system", "source_record_id"]].merge(
+        best[["rid", "decision", "match_weight"]], on="rid", how="left"
+    )
+    out["link_type"] = out["decision"].fillna("singleton")
+    out["link_weight"] = out["match_weight"].astype("float64")
+    return out.drop(columns=["decision", "match_weight"])
+
+
+def link_table(std: pd.DataFrame, pairs: pd.DataFrame, decisions: tuple[str, ...]) -> pd.DataFrame:
+    """Pairs with the given decisions, keyed by stable record keys (run-local rids dropped)."""
+    keys = std["record_key"].to_numpy()
+    sel = pairs[pairs["decision"].isin(decisions)].copy()
+    sel.insert(0, "record_key_l", keys[sel["rid_l"].to_numpy()])
+    sel.insert(1, "record_key_r", keys[sel["rid_r"].to_numpy()])
+    return sel.drop(columns=[c for c in ("rid_l", "rid_r") if c in sel.columns]).reset_index(drop=True)
+
+
+def assemble_master_tables(
+    std: pd.DataFrame,
+    matched: Any,
+    golden: GoldenOutcome,
+    quarantine: pa.Table,
+    run_log: pd.DataFrame,
+) -> dict[str, Any]:
+    """The tables of one master version (docs/ARCHITECTURE.md §5)."""
+    pairs = matched.pairs if isinstance(matched.pairs, pd.DataFrame) else matched.pairs.to_pandas()
+    links = record_links(std, pairs)
+    xref = links.merge(golden.xref[["record_key", "golden_id"]], on="record_key", how="left")
+    xref = xref[["source_system", "source_record_id", "record_key", "golden_id", "link_type", "link_weight"]]
+    review = matched.review.copy()
+    return {
+        "golden_customer": golden.golden,
+        "customer_xref": xref,
+        "customer_systems": golden.customer_systems,
+        "golden_id_registry": golden.registry,
+        "golden_id_events": golden.events,
+        "match_links": link_table(std, pairs, (*ACCEPTED, "review", "cannot_link", "hard_conflict")),
+        "review_queue": review.drop(columns=[c for c in ("rid_l", "rid_r") if c in review.columns]),
+        "quarantine": quarantine,
+        "run_log": run_log,
+    }

@@ -1,0 +1,77 @@
+"""Prefect tasks: thin wrappers over ``pipelines.steps``.
+
+Large tables flow between tasks in memory, so no task hashes its inputs (NO_CACHE);
+only I/O steps retry, and only on I/O errors (a missing file is not retried).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from pipelines import steps
+from pipelines.landing import RunFolder
+from schemas.settings import RunConfig
+from schemas.sources import SourceConfig
+
+
+def _retry_on_io(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry only transient I/O failures, never a data or configuration problem."""
+    try:
+        state.result()
+    except OSError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(name="extract", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_on_io)
+def extract_source(config: RunConfig, src: SourceConfig, folder: RunFolder) -> tuple[Any, steps.SourceOutcome]:
+    return steps.extract_and_gate(config, src, folder)
+
+
+@task(name="standardize", cache_policy=NO_CACHE)
+def standardize(canonical: pa.Table, config: RunConfig) -> pd.DataFrame:
+    return steps.standardize_records(canonical, config)
+
+
+@task(name="validate-standardized", cache_policy=NO_CACHE)
+def validate_standardized(std: pd.DataFrame, config: RunConfig, folder: RunFolder) -> dict[str, Any]:
+    return steps.standardized_gates(std, config, folder)
+
+
+@task(name="load-previous-master", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_on_io)
+def load_previous(config: RunConfig) -> Any:
+    from pipelines.publish import load_previous as _load
+
+    return _load(config.master_dir)
+
+
+@task(name="load-steward-constraints", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_on_io)
+def load_constraints(config: RunConfig) -> Any:
+    return steps.load_constraints(config.state_dir)
+
+
+@task(name="match", cache_policy=NO_CACHE)
+def match(std: pd.DataFrame, config: RunConfig, constraints: Any) -> Any:
+    return steps.match_records(std, config, constraints)
+
+
+@task(name="golden-ids-and-survivorship", cache_policy=NO_CACHE)
+def golden(
+    std: pd.DataFrame, clusters: pd.DataFrame, previous: Any, run_id: str, business_date: dt.date, config: RunConfig
+) -> steps.GoldenOutcome:
+    return steps.build_golden(std, clusters, previous, run_id, business_date, config)
+
+
+@task(name="publish", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5, retry_condition_fn=_retry_on_io)
+def publish(config: RunConfig, run_id: str, tables: dict[str, Any]) -> str:
+    from pipelines.publish import publish_master
+
+    return str(publish_master(config.master_dir, run_id, tables, config.model.keep_versions))
