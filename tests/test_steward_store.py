@@ -1,0 +1,152 @@
+"""Decision semantics of the stewards' store: claims, append-only decisions, superseding, constraints."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import pandas as pd
+import pytest
+
+from mdm.errors import ReviewError
+from steward.store import DecisionStore, item_id_for
+
+
+def _queue(*pairs: tuple[str, str, float]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [{"record_key_l": a, "record_key_r": b, "match_weight": w, "reason": "between_thresholds"} for a, b, w in pairs]
+    )
+
+
+def _xref() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "record_key": ["deposit:1", "card:1", "loan:1", "deposit:2", "card:2"],
+            "golden_id": ["G1", "G2", "G2", "G3", "G4"],
+            "source_system": ["deposit", "card", "loan", "deposit", "card"],
+        }
+    )
+
+
+@pytest.fixture()
+def store(tmp_path):
+    s = DecisionStore.open(tmp_path)
+    s.sync_queue(_queue(("deposit:1", "card:1", 6.0), ("deposit:2", "card:2", 8.0)), _xref(), "R1")
+    yield s
+    s.close()
+
+
+def test_queue_is_prioritized_by_records_affected(store):
+    items = store.items()
+    assert list(items["record_key_l"]) == ["card:1", "card:2"]  # 3 records affected before 2
+    assert items.iloc[0]["n_records"] == 3
+
+
+def test_two_stewards_never_hold_the_same_item(store):
+    first = store.next_item("alice")
+    second = store.next_item("bob")
+    assert first is not None and second is not None
+    assert first["item_id"] != second["item_id"]
+    with pytest.raises(ReviewError, match="claimed by alice"):
+        store.claim(first["item_id"], "bob")
+    assert store.next_item("carol") is None
+
+
+def test_concurrent_claims_have_one_winner(tmp_path):
+    s = DecisionStore.open(tmp_path)
+    s.sync_queue(_queue(("a:1", "b:1", 5.0)), None, "R1")
+    item = s.items().iloc[0]["item_id"]
+    wins: list[str] = []
+
+    def grab(name: str) -> None:
+        own = DecisionStore.open(tmp_path)
+        try:
+            own.claim(item, name)
+            wins.append(name)
+        except ReviewError:
+            pass
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=grab, args=(f"s{i}",)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1
+
+
+def test_expired_lease_can_be_taken_over(store):
+    item = store.next_item("alice", lease_seconds=-1)
+    assert item is not None
+    claim = store.claim(item["item_id"], "bob")
+    assert claim.steward == "bob"
+
+
+def test_decision_needs_a_live_claim(store):
+    item = store.items().iloc[0]["item_id"]
+    with pytest.raises(ReviewError, match="claim item"):
+        store.decide(item, "alice", "match")
+
+
+def test_later_decision_supersedes_and_history_keeps_both(store):
+    item = store.next_item("alice")
+    store.decide(item["item_id"], "alice", "match", reason="same person, new phone")
+    must, cannot = store.constraints()
+    assert len(must) == 1 and len(cannot) == 0
+    store.claim(item["item_id"], "bob")
+    store.decide(item["item_id"], "bob", "no_match", reason="twins")
+    must, cannot = store.constraints()
+    assert len(must) == 0 and len(cannot) == 1
+    hist = store.history(item["record_key_l"], item["record_key_r"])
+    assert list(hist["action"]) == ["match", "no_match"]
+    assert list(hist["steward"]) == ["alice", "bob"]
+
+
+def test_skip_leaves_item_open_and_adds_no_constraint(store):
+    item = store.next_item("alice")
+    store.decide(item["item_id"], "alice", "skip")
+    assert store.item(item["item_id"])["status"] == "open"
+    must, cannot = store.constraints()
+    assert must.empty and cannot.empty
+
+
+def test_decisions_are_append_only(store, tmp_path):
+    item = store.next_item("alice")
+    store.decide(item["item_id"], "alice", "match")
+    raw = sqlite3.connect(tmp_path / "steward.sqlite")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        raw.execute("UPDATE decisions SET action='no_match'")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        raw.execute("DELETE FROM decisions")
+    raw.close()
+
+
+def test_unmerge_cannot_links_record_with_the_rest(store):
+    store.unmerge("card:1", ["card:1", "loan:1", "deposit:9"], "alice", reason="different person")
+    _, cannot = store.constraints()
+    pairs = {tuple(p) for p in cannot.to_numpy()}
+    assert pairs == {("card:1", "loan:1"), ("card:1", "deposit:9")}
+
+
+def test_merge_adds_one_must_link(store):
+    store.merge(["deposit:1"], ["card:1", "loan:1"], "alice")
+    must, _ = store.constraints()
+    assert {tuple(p) for p in must.to_numpy()} == {("card:1", "deposit:1")}
+    with pytest.raises(ReviewError, match="same golden customer"):
+        store.merge(["a:1"], ["a:1"], "alice")
+
+
+def test_vanished_items_are_resolved_and_known_items_keep_their_id(store):
+    before = set(store.items()["item_id"])
+    store.sync_queue(_queue(("card:2", "deposit:2", 7.0)), _xref(), "R2")  # sides swapped: same item
+    open_items = store.items()
+    assert set(open_items["item_id"]) == {item_id_for("between_thresholds", "deposit:2", "card:2")}
+    assert len(before - set(open_items["item_id"])) == 1
+    assert store.counts()["resolved"] == 1
+
+
+def test_unknown_verdict_is_refused(store):
+    item = store.next_item("alice")
+    with pytest.raises(ReviewError, match="unknown decision"):
+        store.decide(item["item_id"], "alice", "maybe")
