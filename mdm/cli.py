@@ -93,6 +93,7 @@ def _register_optional() -> None:
     for module_name, attr, name in (
         ("mdm.commands.master", "app", "master"),
         ("mdm.commands.analyst", "app", "master"),
+        ("mdm.commands.steward", "app", "master"),
         ("mdm.commands.review", "app", "review"),
         ("mdm.commands.users", "app", "users"),
         ("mdm.commands.audit", "app", "audit"),

@@ -1,0 +1,254 @@
+"""The evidence a steward needs for a decision, read from the published master.
+
+For a record pair: both records' raw and standardized values side by side, which fields
+differ, the contribution of each comparison to the match weight, and the other records of
+both current golden customers. For a golden customer: the golden record with the lineage
+of every attribute and its source records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+# (label, raw column, standardized column) in the order a steward reads a customer.
+FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("Name", "name", "name_norm"),
+    ("Latin name", "name_latin", "name_latin_key"),
+    ("ID type", "id_type_raw", "id_type"),
+    ("ID number", "id_number_raw", "id_number"),
+    ("Gender", "gender_raw", "gender"),
+    ("Birth date", "birth_date_raw", "birth_date"),
+    ("Mobile", "mobile_raw", "mobile"),
+    ("Other phone", "phone_raw", "phones"),
+    ("Address", "address_raw", "address_norm"),
+    ("E-mail", "email_raw", "email"),
+    ("Updated", "updated_at_raw", "updated_at"),
+)
+SENSITIVE = {"ID number", "Mobile", "Other phone"}
+
+
+@dataclass
+class FieldRow:
+    label: str
+    raw_l: str
+    raw_r: str
+    std_l: str
+    std_r: str
+    same: bool | None  # None when either side is missing
+
+
+@dataclass
+class Contribution:
+    comparison: str
+    level: int | None
+    weight: float
+
+
+@dataclass
+class PairEvidence:
+    record_key_l: str
+    record_key_r: str
+    system_l: str
+    system_r: str
+    golden_id_l: str | None
+    golden_id_r: str | None
+    fields: list[FieldRow]
+    contributions: list[Contribution]
+    match_weight: float | None
+    match_probability: float | None
+    decision: str | None
+    rules: str
+    cluster_members: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    flags_l: list[str] = field(default_factory=list)
+    flags_r: list[str] = field(default_factory=list)
+
+
+def _text(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float) and v != v:
+        return ""
+    if isinstance(v, list | tuple):
+        return ", ".join(_text(x) for x in v)
+    if hasattr(v, "tolist") and not isinstance(v, str):
+        return _text(v.tolist())
+    return str(v)
+
+
+def _records(con: duckdb.DuckDBPyConnection, keys: list[str]) -> dict[str, dict[str, Any]]:
+    frame = con.execute("SELECT * FROM source_records WHERE record_key IN (SELECT unnest(?))", [keys]).df()
+    return {r["record_key"]: r for r in frame.to_dict("records")}
+
+
+def _golden_of(con: duckdb.DuckDBPyConnection, keys: list[str]) -> dict[str, str]:
+    rows = con.execute(
+        "SELECT record_key, golden_id FROM customer_xref WHERE record_key IN (SELECT unnest(?))", [keys]
+    ).fetchall()
+    return {k: g for k, g in rows}
+
+
+def cluster_members(con: duckdb.DuckDBPyConnection, golden_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    frame = con.execute(
+        """SELECT x.golden_id, s.record_key, s.source_system, s.source_record_id, s.name_norm, s.name_latin,
+                  s.id_number, s.birth_date, s.mobile, s.address_norm, x.link_type, x.link_weight
+           FROM customer_xref x JOIN source_records s USING (record_key)
+           WHERE x.golden_id IN (SELECT unnest(?)) ORDER BY x.golden_id, s.record_key""",
+        [golden_ids],
+    ).df()
+    out: dict[str, list[dict[str, Any]]] = {g: [] for g in golden_ids}
+    for rec in frame.to_dict("records"):
+        out.setdefault(rec["golden_id"], []).append(rec)
+    return out
+
+
+def pair_evidence(con: duckdb.DuckDBPyConnection, key_l: str, key_r: str) -> PairEvidence:
+    recs = _records(con, [key_l, key_r])
+    left, right = recs.get(key_l, {}), recs.get(key_r, {})
+    rows: list[FieldRow] = []
+    for label, raw_col, std_col in FIELDS:
+        std_l, std_r = _text(left.get(std_col)), _text(right.get(std_col))
+        same = None if not std_l or not std_r else std_l == std_r
+        rows.append(FieldRow(label, _text(left.get(raw_col)), _text(right.get(raw_col)), std_l, std_r, same))
+    link = con.execute(
+        """SELECT * FROM match_links WHERE (record_key_l = ? AND record_key_r = ?)
+           OR (record_key_l = ? AND record_key_r = ?) LIMIT 1""",
+        [key_l, key_r, key_r, key_l],
+    ).df()
+    contributions: list[Contribution] = []
+    weight = prob = None
+    decision = None
+    rules = ""
+    if len(link):
+        row = link.iloc[0]
+        for col in link.columns:
+            if col.startswith("bf_"):
+                name = col[3:]
+                level = row.get(f"gamma_{name}")
+                contributions.append(
+                    Contribution(name, None if pd.isna(level) else int(level), float(row[col] or 0.0))
+                )
+        weight = float(row["match_weight"]) if pd.notna(row.get("match_weight")) else None
+        prob = float(row["match_probability"]) if pd.notna(row.get("match_probability")) else None
+        decision = row.get("decision")
+        rules = _text(row.get("rules"))
+    golden = _golden_of(con, [key_l, key_r])
+    gids = sorted({g for g in golden.values() if g})
+    return PairEvidence(
+        record_key_l=key_l,
+        record_key_r=key_r,
+        system_l=_text(left.get("source_system")),
+        system_r=_text(right.get("source_system")),
+        golden_id_l=golden.get(key_l),
+        golden_id_r=golden.get(key_r),
+        fields=rows,
+        contributions=contributions,
+        match_weight=weight,
+        match_probability=prob,
+        decision=decision,
+        rules=rules,
+        cluster_members=cluster_members(con, gids),
+        flags_l=list(left.get("quality_flags") or []),
+        flags_r=list(right.get("quality_flags") or []),
+    )
+
+
+@dataclass
+class CustomerView:
+    golden_id: str
+    current_id: str
+    attributes: list[dict[str, str]]
+    records: list[dict[str, Any]]
+    systems: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+
+
+def resolve(con: duckdb.DuckDBPyConnection, golden_id: str) -> str | None:
+    """Follow merged_into from a retired golden ID to the current one (cycle-safe)."""
+    seen: set[str] = set()
+    current = golden_id
+    while current not in seen:
+        seen.add(current)
+        row = con.execute(
+            "SELECT status, merged_into FROM golden_id_registry WHERE golden_id = ?", [current]
+        ).fetchone()
+        if row is None:
+            return None
+        status, merged_into = row
+        if status == "active" or not merged_into:
+            return current if status == "active" else None
+        current = merged_into
+    return None
+
+
+def customer_view(con: duckdb.DuckDBPyConnection, golden_id: str) -> CustomerView | None:
+    current = resolve(con, golden_id)
+    if current is None:
+        return None
+    frame = con.execute("SELECT * FROM golden_customer WHERE golden_id = ?", [current]).df()
+    if frame.empty:
+        return None
+    row = frame.iloc[0].to_dict()
+    attrs = []
+    for col, value in row.items():
+        if col.endswith(("_source_system", "_source_record_id", "_updated_at")) or col == "golden_id":
+            continue
+        attrs.append(
+            {
+                "attribute": col,
+                "value": _text(value),
+                "source_system": _text(row.get(f"{col}_source_system")),
+                "source_record_id": _text(row.get(f"{col}_source_record_id")),
+                "updated_at": _text(row.get(f"{col}_updated_at")),
+            }
+        )
+    records = cluster_members(con, [current]).get(current, [])
+    systems = con.execute("SELECT * FROM customer_systems WHERE golden_id = ?", [current]).df().to_dict("records")
+    events = (
+        con.execute(
+            "SELECT * FROM golden_id_events WHERE golden_id = ? OR related_golden_id = ? ORDER BY run_id, event_id",
+            [current, current],
+        )
+        .df()
+        .to_dict("records")
+    )
+    return CustomerView(golden_id, current, attrs, records, systems, events)
+
+
+def search_customers(con: duckdb.DuckDBPyConnection, kind: str, value: str, limit: int = 50) -> pd.DataFrame:
+    """Golden customers by ID number, phone, name or golden ID (values normalized like the pipeline does)."""
+    from validators.id_documents import standardize_ids
+    from validators.names import standardize_names
+    from validators.phones import standardize_phones
+
+    value = value.strip()
+    if not value:
+        return pd.DataFrame()
+    if kind == "id_number":
+        ids = standardize_ids(pd.Series([None]), pd.Series([value]))
+        number = ids["id_number"].iloc[0] or value.upper()
+        where, arg = "s.id_number = ?", number
+    elif kind == "phone":
+        ph = standardize_phones(pd.Series([value]), pd.Series([None]))
+        phones = ph["phones"].iloc[0] or []
+        e164 = phones[0] if phones else value
+        where, arg = "list_contains(s.phones, ?)", e164
+    elif kind == "name":
+        nm = standardize_names(pd.Series([value]))
+        norm = nm["name_norm"].iloc[0] or value
+        where, arg = "(s.name_norm = ? OR s.name_latin_key = ?)", norm
+        return con.execute(
+            f"""SELECT DISTINCT x.golden_id FROM source_records s JOIN customer_xref x USING (record_key)
+                WHERE {where} LIMIT ?""",
+            [norm, nm["name_latin_key"].iloc[0] or norm, limit],
+        ).df()
+    else:
+        where, arg = "x.golden_id = ?", value
+    return con.execute(
+        f"""SELECT DISTINCT x.golden_id FROM source_records s JOIN customer_xref x USING (record_key)
+            WHERE {where} LIMIT ?""",
+        [arg, limit],
+    ).df()
