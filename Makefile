@@ -18,8 +18,18 @@ $(STAMP): pyproject.toml constraints.txt
 demo: setup
 	$(BIN)/mdm run
 
+## Debian's Chromium for the steward app's end-to-end test (a test tool's own browser download is not used).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "the browser test needs Debian's chromium: run 'sudo apt-get install chromium'"; exit 1; \
+	  fi; \
+	fi
+
 ## Install, then run the whole test suite.
-test: setup
+test: setup browser
 	@$(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: a broken suite, not a pass (check testpaths)"; fi; \
 	exit $$rc

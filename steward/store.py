@@ -269,14 +269,17 @@ class DecisionStore:
     def next_item(self, steward: str, lease_seconds: int = 900, kind: str | None = None) -> dict[str, Any] | None:
         """The highest-priority open item nobody else holds, claimed for ``steward``."""
         now = _iso(_now())
-        args: list[Any] = [now, steward]
+        args: list[Any] = [now, steward, steward]
         extra = ""
         if kind:
             extra = "AND i.kind = ?"
             args.append(kind)
+        # Items this steward skipped stay open for others (and in the list) but are not served again.
         rows = self._conn.execute(
             f"""SELECT i.item_id FROM review_items i LEFT JOIN claims c ON c.item_id = i.item_id
-                WHERE i.status='open' AND (c.item_id IS NULL OR c.expires_at <= ? OR c.steward = ?) {extra}
+                WHERE i.status='open' AND (c.item_id IS NULL OR c.expires_at <= ? OR c.steward = ?)
+                  AND i.item_id NOT IN (SELECT item_id FROM decisions
+                                        WHERE steward = ? AND action = 'skip' AND item_id IS NOT NULL) {extra}
                 ORDER BY i.priority DESC, i.item_id LIMIT 20""",
             args,
         ).fetchall()

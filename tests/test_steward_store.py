@@ -150,3 +150,11 @@ def test_unknown_verdict_is_refused(store):
     item = store.next_item("alice")
     with pytest.raises(ReviewError, match="unknown decision"):
         store.decide(item["item_id"], "alice", "maybe")
+
+
+def test_skipped_items_are_not_served_again_to_the_same_steward(store):
+    first = store.next_item("alice")
+    store.decide(first["item_id"], "alice", "skip")
+    second = store.next_item("alice")
+    assert second is not None and second["item_id"] != first["item_id"]
+    assert store.next_item("bob")["item_id"] == first["item_id"]
