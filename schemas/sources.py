@@ -128,7 +128,7 @@ class QualityThresholds(_Strict):
 class SourcesFile(_Strict):
     base_dir: str = Field(".", description="folder that source locations are relative to; reads outside it are refused")
     sources: list[SourceConfig]
-    quality: QualityThresholds = Field(default_factory=QualityThresholds)
+    quality: QualityThresholds = Field(default_factory=lambda: QualityThresholds.model_validate({}))
     carry_forward: list[str] = Field(
         default_factory=list,
         description="systems whose last good extract is reused when tonight's fails its gates",
