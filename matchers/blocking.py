@@ -1,0 +1,304 @@
+"""Blocking: candidate pairs from equality keys, one self-join per rule, deduplicated across rules.
+
+For each rule the records are reduced to ``(rid, keys)`` (list columns exploded first),
+blocks are counted, blocks above the cap are skipped and reported, and a rule whose
+pairs would still exceed ``max_pairs`` is refused before any pair is built. The pairs of
+all rules are then merged: one row per pair with every rule that produced it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from matchers.engine import Engine, EngineError
+from mdm.errors import MatchConfigError
+from schemas.matching import BLOCKING_REPORT_SCHEMA, CANDIDATE_PAIRS_SCHEMA, BlockingRule, MatchConfig
+
+log = logging.getLogger(__name__)
+
+_SRC = "__mdm_src"
+_counter = itertools.count()
+
+
+@dataclass(frozen=True)
+class RuleReport:
+    """What one blocking rule did. Keys themselves are never reported (they are personal data)."""
+
+    rule: str
+    pairs_before_cap: int  # sum of pairs over all blocks, capped or not
+    pairs: int  # distinct pairs the rule produced after the cap
+    new_pairs: int  # pairs no earlier rule produced
+    blocks: int  # distinct key values (blocks of one record included)
+    skipped_blocks: int  # blocks larger than max_block_size
+    skipped_records: int  # records in skipped blocks
+    largest_block: int
+    max_block_size: int
+
+
+@dataclass(frozen=True)
+class BlockingReport:
+    rules: list[RuleReport] = field(default_factory=list)
+    total_pairs: int = 0  # distinct pairs over all rules
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([asdict(r) for r in self.rules], columns=BLOCKING_REPORT_SCHEMA.names)
+
+    def to_table(self) -> pa.Table:
+        return pa.Table.from_pylist([asdict(r) for r in self.rules], schema=BLOCKING_REPORT_SCHEMA)
+
+    def rule(self, name: str) -> RuleReport:
+        for r in self.rules:
+            if r.rule == name:
+                return r
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class _RuleStats:
+    pairs_before_cap: int
+    pairs_after_cap: int
+    blocks: int
+    skipped_blocks: int
+    skipped_records: int
+    largest_block: int
+
+
+def check_blocking_columns(schema: pa.Schema, table_name: str, config: MatchConfig) -> list[str]:
+    """Problems with the columns the blocking rules name (empty when all is well)."""
+    problems = []
+    names = set(schema.names)
+    if config.link_type == "link_only" and config.source_column not in names:
+        problems.append(f"source_column {config.source_column!r} is not a column of {table_name}")
+    for rule in config.blocking.rules:
+        for col in rule.columns():
+            if col not in names:
+                problems.append(f"blocking rule {rule.name!r}: column {col!r} is not in {table_name}")
+        for col in rule.explode:
+            if col in names and not pa.types.is_list(schema.field(col).type):
+                problems.append(f"blocking rule {rule.name!r}: explode column {col!r} is not a list column")
+    if "rid" not in names:
+        problems.append(f"{table_name} has no rid column (int64 row key 0..n-1)")
+    return problems
+
+
+def generate_candidate_pairs(
+    engine: Engine, records_table_name: str, config: MatchConfig
+) -> tuple[pa.Table, BlockingReport]:
+    """Candidate pairs ``rid_l < rid_r`` with the list of rules that produced each pair.
+
+    Raises :class:`MatchConfigError` if a rule names an unknown column, has a bad ``where``,
+    or would produce more than its ``max_pairs`` (all such rules are named in one message).
+    """
+    problems = check_blocking_columns(engine.schema(records_table_name), records_table_name, config)
+    if problems:
+        raise MatchConfigError("blocking rules do not fit the records:\n" + "\n".join(f"  - {p}" for p in problems))
+    run = next(_counter)
+    keyed_names: dict[str, str] = {}
+    stats: dict[str, _RuleStats] = {}
+    recs = f"__mdm_blk{run}_recs"
+    created: list[str] = [recs]
+    try:
+        _materialize(engine, records_table_name, _needed_columns(engine.schema(records_table_name), config), recs)
+        for i, rule in enumerate(config.blocking.rules):
+            keyed = f"__mdm_blk{run}_{i}_keyed"
+            blocks = f"__mdm_blk{run}_{i}_blocks"
+            created += [keyed, blocks]
+            cap = rule.max_block_size or config.blocking.max_block_size
+            _create_keyed(engine, recs, rule, config, keyed)
+            stats[rule.name] = _block_stats(engine, rule, config, keyed, blocks, cap)
+            keyed_names[rule.name] = keyed
+        _refuse_exploding_rules(config, stats)
+
+        all_pairs = f"__mdm_blk{run}_pairs"
+        created.append(all_pairs)
+        for i, rule in enumerate(config.blocking.rules):
+            cap = rule.max_block_size or config.blocking.max_block_size
+            _join_rule(engine, rule, i, config, keyed_names[rule.name], f"__mdm_blk{run}_{i}_blocks", cap, all_pairs)
+        pairs, produced, new_pairs = _merge_rules(engine, all_pairs, [r.name for r in config.blocking.rules])
+    finally:
+        for name in created:
+            engine.unregister(name)
+
+    reports = []
+    for rule in config.blocking.rules:
+        s = stats[rule.name]
+        reports.append(
+            RuleReport(
+                rule=rule.name,
+                pairs_before_cap=s.pairs_before_cap,
+                pairs=produced.get(rule.name, 0),
+                new_pairs=new_pairs.get(rule.name, 0),
+                blocks=s.blocks,
+                skipped_blocks=s.skipped_blocks,
+                skipped_records=s.skipped_records,
+                largest_block=s.largest_block,
+                max_block_size=rule.max_block_size or config.blocking.max_block_size,
+            )
+        )
+        if s.skipped_blocks:
+            log.warning(
+                "blocking rule %s skipped %d block(s) larger than %d (%d records; largest %d)",
+                rule.name, s.skipped_blocks, reports[-1].max_block_size, s.skipped_records, s.largest_block,
+            )  # fmt: skip
+    report = BlockingReport(rules=reports, total_pairs=pairs.num_rows)
+    log.info("blocking: %d candidate pairs from %d rule(s)", pairs.num_rows, len(reports))
+    return pairs, report
+
+
+def _create_keyed(engine: Engine, table: str, rule: BlockingRule, config: MatchConfig, out: str) -> None:
+    d = engine.dialect
+    needed = [c for c in rule.columns() if c not in rule.explode]
+    linking = config.link_type == "link_only" and config.source_column is not None
+    src = [f"{d.quote(config.source_column or '')} AS {_SRC}"] if linking else []
+    where = f" WHERE {rule.where}" if rule.where else ""
+    selected = [d.quote("rid"), *src, *(d.quote(c) for c in needed + rule.explode)]
+    inner = f"SELECT {', '.join(selected)} FROM {d.quote(table)}{where}"
+    passthrough = ["rid", *([_SRC] if src else []), *needed]
+    for j, col in enumerate(rule.explode):
+        others = [d.quote(c) for c in passthrough + rule.explode[j + 1 :]]
+        inner = f"SELECT {', '.join([*others, d.unnest(d.quote(col)) + ' AS ' + d.quote(col)])} FROM ({inner}) AS x{j}"
+        passthrough.append(col)
+    keys = [d.key(k) for k in rule.parsed_keys()]
+    key_cols = ", ".join(f"{k} AS k{n}" for n, k in enumerate(keys))
+    not_null = " AND ".join(f"k{n} IS NOT NULL AND k{n} <> ''" for n in range(len(keys)))
+    src_col = f", {_SRC}" if src else ""
+    query = (
+        f"CREATE TEMP TABLE {d.quote(out)} AS SELECT DISTINCT * FROM ("
+        f"SELECT rid{src_col}, {key_cols} FROM ({inner}) AS e) AS kk WHERE {not_null}"
+    )
+    try:
+        engine.execute(query)
+    except EngineError as e:
+        raise MatchConfigError(f"blocking rule {rule.name!r} cannot run (check its keys and where): {e}") from e
+
+
+def _key_list(n: int, alias: str | None = None) -> list[str]:
+    return [f"{alias}.k{i}" if alias else f"k{i}" for i in range(n)]
+
+
+def _block_stats(engine: Engine, rule: BlockingRule, config: MatchConfig, keyed: str, out: str, cap: int) -> _RuleStats:
+    d = engine.dialect
+    keys = ", ".join(_key_list(len(rule.keys)))
+    if config.link_type == "link_only":
+        engine.execute(
+            f"CREATE TEMP TABLE {d.quote(out)} AS SELECT {keys}, sum(ns) AS n, "
+            f"CAST((sum(ns) * sum(ns) - sum(ns * ns)) / 2 AS BIGINT) AS pairs FROM "
+            f"(SELECT {keys}, {_SRC}, count(*) AS ns FROM {d.quote(keyed)} GROUP BY {keys}, {_SRC}) AS s "
+            f"GROUP BY {keys}"
+        )
+    else:
+        engine.execute(
+            f"CREATE TEMP TABLE {d.quote(out)} AS SELECT {keys}, count(*) AS n, "
+            f"CAST(count(*) * (count(*) - 1) / 2 AS BIGINT) AS pairs FROM {d.quote(keyed)} GROUP BY {keys}"
+        )
+    row = engine.sql(
+        f"SELECT count(*) AS blocks, coalesce(sum(pairs), 0) AS before_cap, "
+        f"coalesce(sum(CASE WHEN n <= {cap} THEN pairs ELSE 0 END), 0) AS after_cap, "
+        f"count(*) FILTER (WHERE n > {cap}) AS skipped, coalesce(sum(CASE WHEN n > {cap} THEN n ELSE 0 END), 0) "
+        f"AS skipped_records, coalesce(max(n), 0) AS largest FROM {d.quote(out)}"
+    ).to_pylist()[0]
+    return _RuleStats(
+        pairs_before_cap=int(row["before_cap"]),
+        pairs_after_cap=int(row["after_cap"]),
+        blocks=int(row["blocks"]),
+        skipped_blocks=int(row["skipped"]),
+        skipped_records=int(row["skipped_records"]),
+        largest_block=int(row["largest"]),
+    )
+
+
+def _refuse_exploding_rules(config: MatchConfig, stats: dict[str, _RuleStats]) -> None:
+    refused = []
+    for rule in config.blocking.rules:
+        limit = rule.max_pairs or config.blocking.max_pairs
+        s = stats[rule.name]
+        if s.pairs_after_cap > limit:
+            refused.append(
+                f"blocking rule {rule.name!r} would produce {s.pairs_after_cap:,} pairs, more than max_pairs "
+                f"{limit:,} (largest block {s.largest_block:,} records); add a more selective key or a where "
+                f"condition, lower max_block_size, or raise max_pairs for this rule"
+            )
+    if refused:
+        raise MatchConfigError("refused to block:\n" + "\n".join(f"  - {r}" for r in refused))
+
+
+def _join_rule(
+    engine: Engine,
+    rule: BlockingRule,
+    index: int,
+    config: MatchConfig,
+    keyed: str,
+    blocks: str,
+    cap: int,
+    out: str,
+) -> None:
+    d = engine.dialect
+    n_keys = len(rule.keys)
+    kept = keyed + "_kept"
+    on_blocks = " AND ".join(f"k.k{i} = b.k{i}" for i in range(n_keys))
+    on_pair = " AND ".join(f"a.k{i} = c.k{i}" for i in range(n_keys))
+    cross = f" AND a.{_SRC} <> c.{_SRC}" if config.link_type == "link_only" else ""
+    engine.execute(
+        f"CREATE TEMP TABLE {d.quote(kept)} AS SELECT k.* FROM {d.quote(keyed)} AS k "
+        f"{d.semi_join()} (SELECT * FROM {d.quote(blocks)} WHERE n BETWEEN 2 AND {cap}) AS b ON {on_blocks}"
+    )
+    engine.unregister(keyed)
+    select = (
+        f"SELECT DISTINCT a.rid AS rid_l, c.rid AS rid_r, CAST({index} AS INTEGER) AS rule_idx "
+        f"FROM {d.quote(kept)} AS a JOIN {d.quote(kept)} AS c ON {on_pair} AND a.rid < c.rid{cross}"
+    )
+    try:
+        if index == 0:
+            engine.execute(f"CREATE TEMP TABLE {d.quote(out)} AS {select}")
+        else:
+            engine.execute(f"INSERT INTO {d.quote(out)} {select}")
+    finally:
+        engine.unregister(kept)
+
+
+def _merge_rules(engine: Engine, all_pairs: str, names: list[str]) -> tuple[pa.Table, dict[str, int], dict[str, int]]:
+    """One row per pair; the rules that produced it travel as a bit mask and become a list at the end."""
+    d = engine.dialect
+    t = d.quote(all_pairs)
+    counts = engine.sql(f"SELECT rule_idx, count(*) AS n FROM {t} GROUP BY rule_idx").to_pylist()
+    produced = {names[r["rule_idx"]]: int(r["n"]) for r in counts}
+    merged = engine.sql(
+        f"SELECT rid_l, rid_r, {d.bit_or_of_shift('rule_idx')} AS mask FROM {t} "
+        f"GROUP BY rid_l, rid_r ORDER BY rid_l, rid_r"
+    )
+    masks = merged.column("mask").to_numpy()
+    uniq, inverse = np.unique(masks, return_inverse=True)
+    lists = pa.array([[n for b, n in enumerate(names) if (int(m) >> b) & 1] for m in uniq], pa.list_(pa.string()))
+    rules = lists.take(pa.array(inverse.astype(np.int64)))
+    new_pairs: dict[str, int] = {}
+    for m, k in zip(uniq, np.bincount(inverse, minlength=len(uniq)), strict=True):
+        first = names[(int(m) & -int(m)).bit_length() - 1]
+        new_pairs[first] = new_pairs.get(first, 0) + int(k)
+    table = pa.table([merged.column("rid_l"), merged.column("rid_r"), rules], names=CANDIDATE_PAIRS_SCHEMA.names)
+    return table.cast(CANDIDATE_PAIRS_SCHEMA), produced, new_pairs
+
+
+def _needed_columns(schema: pa.Schema, config: MatchConfig) -> list[str]:
+    """Columns the rules read: keys, exploded lists, the source column, and names used in ``where``."""
+    names = set(schema.names)
+    cols = {"rid"} | {c for r in config.blocking.rules for c in r.columns()}
+    if config.link_type == "link_only" and config.source_column:
+        cols.add(config.source_column)
+    for rule in config.blocking.rules:
+        if rule.where:
+            cols |= names & set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", rule.where))
+    return [c for c in schema.names if c in cols]
+
+
+def _materialize(engine: Engine, table: str, columns: list[str], out: str) -> None:
+    d = engine.dialect
+    engine.execute(
+        f"CREATE TEMP TABLE {d.quote(out)} AS SELECT {', '.join(map(d.quote, columns))} FROM {d.quote(table)}"
+    )

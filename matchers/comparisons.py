@@ -1,0 +1,227 @@
+"""Comparison vectors: one gamma level per comparison for every candidate pair.
+
+Each comparison in the config compiles to one ``CASE WHEN`` over the two records of a
+pair (``l`` and ``r``): missing first (-1), then the listed levels closest first
+(highest gamma), else 0. Term frequencies of the agreeing value come from one
+``GROUP BY`` per tf column. All of it runs as one query in the engine; character-level
+similarity is an engine-registered vectorized function (see :mod:`matchers.dialect`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+
+import pyarrow as pa
+
+from matchers.dialect import Dialect
+from matchers.engine import Engine, EngineError
+from mdm.errors import MatchConfigError
+from schemas.matching import (
+    AllOfLevel,
+    AnyOfLevel,
+    Comparison,
+    CustomLevel,
+    DamerauLevel,
+    DateDayMonthSwappedLevel,
+    DateDiffLevel,
+    DateDigitEditsLevel,
+    DateSameYearLevel,
+    ExactAnyLevel,
+    ExactLevel,
+    JaccardBigramLevel,
+    JaroWinklerLevel,
+    Level,
+    LevenshteinLevel,
+    MatchConfig,
+    SubstrExactLevel,
+)
+
+log = logging.getLogger(__name__)
+
+_counter = itertools.count()
+
+_DATE_KINDS = (DateDiffLevel, DateSameYearLevel, DateDayMonthSwappedLevel, DateDigitEditsLevel)
+_TEXT_KINDS = (LevenshteinLevel, DamerauLevel, JaroWinklerLevel, JaccardBigramLevel)
+
+
+def comparison_level_labels(config: MatchConfig) -> dict[str, list[str]]:
+    """Labels of every comparison's levels, indexed by gamma (index 0 = else)."""
+    return {c.name: c.labels() for c in config.comparisons}
+
+
+def level_sql(level: Level, d: Dialect) -> str:
+    """SQL condition (over aliases ``l`` and ``r``) that is true when a pair is on ``level``."""
+
+    def lr(column: str) -> tuple[str, str]:
+        return d.col("l", column), d.col("r", column)
+
+    if isinstance(level, ExactLevel):
+        return "(" + " AND ".join("{} = {}".format(*lr(c)) for c in level.columns()) + ")"
+    if isinstance(level, ExactAnyLevel):
+        return d.lists_overlap(*lr(level.column))
+    if isinstance(level, LevenshteinLevel):
+        return f"({d.levenshtein(*lr(level.column), ascii=level.ascii)} <= {level.k})"
+    if isinstance(level, DamerauLevel):
+        return f"({d.damerau(*lr(level.column), ascii=level.ascii)} <= {level.k})"
+    if isinstance(level, JaroWinklerLevel):
+        return f"({d.jaro_winkler(*lr(level.column), ascii=level.ascii)} >= {level.t!r})"
+    if isinstance(level, JaccardBigramLevel):
+        return f"({d.jaccard_bigram(*lr(level.column))} >= {level.t!r})"
+    if isinstance(level, DateDiffLevel):
+        return f"({d.date_diff_days(*lr(level.column))} <= {level.days})"
+    if isinstance(level, DateSameYearLevel):
+        left, right = lr(level.column)
+        return f"({d.year(left)} = {d.year(right)})"
+    if isinstance(level, DateDayMonthSwappedLevel):
+        left, right = lr(level.column)
+        return (
+            f"({d.year(left)} = {d.year(right)} AND {d.month(left)} = {d.day(right)} "
+            f"AND {d.day(left)} = {d.month(right)})"
+        )
+    if isinstance(level, DateDigitEditsLevel):
+        left, right = lr(level.column)
+        return f"({d.levenshtein(d.date_digits(left), d.date_digits(right), ascii=True)} <= {level.k})"
+    if isinstance(level, SubstrExactLevel):
+        left, right = lr(level.column)
+        return f"({d.substr(left, level.start, level.length)} = {d.substr(right, level.start, level.length)})"
+    if isinstance(level, CustomLevel):
+        return f"({level.sql})"
+    if isinstance(level, AllOfLevel):
+        return "(" + " AND ".join(level_sql(c, d) for c in level.conditions) + ")"
+    if isinstance(level, AnyOfLevel):
+        return "(" + " OR ".join(level_sql(c, d) for c in level.conditions) + ")"
+    raise TypeError(f"unknown comparison level {type(level).__name__}")
+
+
+def _side_missing(comp: Comparison, alias: str, schema: pa.Schema, d: Dialect) -> str:
+    parts = []
+    for c in comp.missing_columns():
+        col = d.col(alias, c)
+        if pa.types.is_list(schema.field(c).type) or pa.types.is_large_list(schema.field(c).type):
+            parts.append(f"({col} IS NULL OR {d.is_empty_list(col)})")
+        else:
+            parts.append(f"{col} IS NULL")
+    return "(" + " AND ".join(parts) + ")"
+
+
+def gamma_sql(comp: Comparison, schema: pa.Schema, d: Dialect) -> str:
+    """The ``CASE`` expression giving the gamma level of ``comp`` (int8)."""
+    missing = f"{_side_missing(comp, 'l', schema, d)} OR {_side_missing(comp, 'r', schema, d)}"
+    if comp.missing_when:
+        missing += f" OR coalesce(({comp.missing_when}), false)"
+    whens = [f"WHEN {missing} THEN -1"]
+    whens += [f"WHEN {level_sql(lv, d)} THEN {comp.gamma_of(i)}" for i, lv in enumerate(comp.levels)]
+    return d.int8("CASE " + " ".join(whens) + " ELSE 0 END")
+
+
+def _walk(level: Level) -> list[Level]:
+    if isinstance(level, AllOfLevel | AnyOfLevel):
+        return [level, *(x for c in level.conditions for x in _walk(c))]
+    return [level]
+
+
+def check_comparison_columns(schema: pa.Schema, table_name: str, config: MatchConfig) -> list[str]:
+    """Problems with the columns the comparisons name and their types (empty when all is well)."""
+    names = set(schema.names)
+    problems = []
+    for comp in config.comparisons:
+        for col in comp.columns():
+            if col not in names:
+                problems.append(f"comparison {comp.name!r}: column {col!r} is not in {table_name}")
+        for lv in (x for top in comp.levels for x in _walk(top)):
+            for col in lv.columns():
+                if col not in names:
+                    continue
+                t = schema.field(col).type
+                if isinstance(lv, _DATE_KINDS) and not pa.types.is_date(t) and not pa.types.is_timestamp(t):
+                    problems.append(f"comparison {comp.name!r}: {lv.kind} needs a date column; {col!r} is {t}")
+                if isinstance(lv, ExactAnyLevel) and not pa.types.is_list(t):
+                    problems.append(f"comparison {comp.name!r}: exact_any needs a list column; {col!r} is {t}")
+                if isinstance(lv, _TEXT_KINDS) and not (pa.types.is_string(t) or pa.types.is_large_string(t)):
+                    problems.append(f"comparison {comp.name!r}: {lv.kind} needs a string column; {col!r} is {t}")
+    return problems
+
+
+def compare_pairs(engine: Engine, records_table_name: str, pairs: pa.Table, config: MatchConfig) -> pa.Table:
+    """Pairs with ``gamma_<comparison>`` (int8) and ``tf_<comparison>`` (float64) columns added.
+
+    The columns of ``pairs`` come first and are carried through unchanged; rows are ordered
+    by ``rid_l, rid_r``.
+    """
+    schema = engine.schema(records_table_name)
+    problems = check_comparison_columns(schema, records_table_name, config)
+    for col in ("rid_l", "rid_r"):
+        if col not in pairs.column_names:
+            problems.append(f"pairs table has no {col} column")
+    if problems:
+        raise MatchConfigError("comparisons do not fit the records:\n" + "\n".join(f"  - {p}" for p in problems))
+
+    d = engine.dialect
+    run = next(_counter)
+    pairs_name = f"__mdm_cmp{run}_pairs"
+    recs = f"__mdm_cmp{run}_recs"
+    created = [pairs_name, recs]
+    engine.register(pairs_name, pairs)
+    try:
+        # one conversion of the columns in use, instead of a scan of the source table per join side
+        needed = ", ".join(d.quote(c) for c in _needed_columns(schema, config))
+        engine.execute(f"CREATE TEMP TABLE {d.quote(recs)} AS SELECT {needed} FROM {d.quote(records_table_name)}")
+        gammas = [f"{gamma_sql(c, schema, d)} AS {d.quote('gamma_' + c.name)}" for c in config.comparisons]
+        tf_comps = [c for c in config.comparisons if c.tf_column is not None]
+        tf_values = [f"{d.col('l', c.tf_column)} AS {d.quote('__tfv_' + c.name)}" for c in tf_comps if c.tf_column]
+        carried = [d.col("p", c) for c in pairs.column_names]
+        inner = (
+            f"SELECT {', '.join(carried + gammas + tf_values)} FROM {d.quote(pairs_name)} AS p "
+            f"JOIN {d.quote(recs)} AS l ON l.rid = p.rid_l "
+            f"JOIN {d.quote(recs)} AS r ON r.rid = p.rid_r"
+        )
+        outer_cols = [d.col("g", c) for c in pairs.column_names]
+        outer_cols += [d.col("g", "gamma_" + c.name) for c in config.comparisons]
+        joins = []
+        for i, comp in enumerate(tf_comps):
+            assert comp.tf_column is not None
+            tf_name = f"__mdm_cmp{run}_tf{i}"
+            created.append(tf_name)
+            _create_tf_table(engine, recs, comp.tf_column, tf_name)
+            joins.append(f"LEFT JOIN {d.quote(tf_name)} AS t{i} ON t{i}.v = g.{d.quote('__tfv_' + comp.name)}")
+            gamma = d.col("g", "gamma_" + comp.name)
+            outer_cols.append(
+                f"{d.float64(f'CASE WHEN {gamma} = {comp.tf_level()} THEN t{i}.f END')} AS {d.quote('tf_' + comp.name)}"
+            )
+        query = (
+            f"SELECT {', '.join(outer_cols)} FROM ({inner}) AS g {' '.join(joins)} "
+            f"ORDER BY {d.col('g', 'rid_l')}, {d.col('g', 'rid_r')}"
+        )
+        try:
+            out = engine.sql(query)
+        except EngineError as e:
+            raise MatchConfigError(f"comparisons cannot run (check custom SQL and column types): {e}") from e
+    finally:
+        for name in created:
+            engine.unregister(name)
+    log.info("comparisons: %d pairs scored on %d comparison(s)", out.num_rows, len(config.comparisons))
+    return out
+
+
+def _needed_columns(schema: pa.Schema, config: MatchConfig) -> list[str]:
+    """rid, the columns the comparisons name, and any ``l.<col>`` / ``r.<col>`` in custom SQL."""
+    cols = {"rid"} | {c for comp in config.comparisons for c in comp.columns()}
+    for comp in config.comparisons:
+        texts = [comp.missing_when or ""]
+        texts += [lv.sql for top in comp.levels for lv in _walk(top) if isinstance(lv, CustomLevel)]
+        for text in texts:
+            cols |= set(re.findall(r"\b[lr]\.\"?([A-Za-z_][A-Za-z0-9_]*)", text))
+    return [c for c in schema.names if c in cols]
+
+
+def _create_tf_table(engine: Engine, table: str, column: str, out: str) -> None:
+    """Relative frequency of each non-null value of ``column`` among all records."""
+    d = engine.dialect
+    c = d.quote(column)
+    engine.execute(
+        f"CREATE TEMP TABLE {d.quote(out)} AS SELECT {c} AS v, "
+        f"{d.float64('count(*)')} / sum(count(*)) OVER () AS f "
+        f"FROM {d.quote(table)} WHERE {c} IS NOT NULL GROUP BY {c}"
+    )
