@@ -1,0 +1,237 @@
+"""Phone normalization: every written form of a number, classification by content, policies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from validators.phones import (
+    PHONE_EXTENSION_SPLIT,
+    PHONE_FOREIGN,
+    PHONE_INVALID,
+    PHONE_IOT,
+    PHONE_LANDLINE_IN_MOBILE,
+    PHONE_MOBILE_IN_PHONE,
+    PHONE_SERVICE_NUMBER,
+    PhoneRules,
+    parse_phone_field,
+    standardize_phones,
+)
+
+MOBILE = "+8613812345678"
+
+
+def one(mobile: object = None, phone: object = None, config: PhoneRules | None = None) -> dict[Any, Any]:
+    out = standardize_phones(pd.Series([mobile], dtype=object), pd.Series([phone], dtype=object), config)
+    return out.iloc[0].to_dict()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "13812345678",
+        "138-1234-5678",
+        "138 1234 5678",
+        "+86 138 1234 5678",
+        "+8613812345678",
+        "008613812345678",
+        "0086 138 1234 5678",
+        "86-13812345678",
+        "8613812345678",
+        "(+86)13812345678",
+        "(+86) 138-1234-5678",
+        "１３８１２３４５６７８",
+        "＋８６ １３８ １２３４ ５６７８",
+        " 13812345678 ",
+        "138.1234.5678",
+        13812345678,
+        13812345678.0,
+    ],
+)
+def test_mobile_forms(raw: object) -> None:
+    row = one(mobile=raw)
+    assert row["mobile"] == MOBILE
+    assert row["phones"] == [MOBILE]
+    assert row["landline"] is None
+    assert row["phone_flags"] == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "e164"),
+    [
+        ("010-12345678", "+861012345678"),
+        ("(010)12345678", "+861012345678"),
+        ("（010）12345678", "+861012345678"),
+        ("010 1234 5678", "+861012345678"),
+        ("+86 10 12345678", "+861012345678"),
+        ("+86 (0)10 12345678", "+861012345678"),
+        ("0931-1234567", "+869311234567"),
+        ("0755-12345678", "+8675512345678"),
+    ],
+)
+def test_landline_forms(raw: str, e164: str) -> None:
+    row = one(phone=raw)
+    assert row["landline"] == e164
+    assert row["mobile"] is None
+    assert row["phones"] == [e164]
+    assert row["phone_flags"] == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "e164", "ext"),
+    [
+        ("0755-12345678-8001", "+8675512345678", "8001"),
+        ("0931-1234567-8001", "+869311234567", "8001"),
+        ("021-12345678转123", "+862112345678", "123"),
+        ("021-12345678 转 123", "+862112345678", "123"),
+        ("010-12345678 ext 12", "+861012345678", "12"),
+        ("010-12345678 ext. 12", "+861012345678", "12"),
+        ("010-12345678x12", "+861012345678", "12"),
+        ("010-12345678 X 12", "+861012345678", "12"),
+        ("01012345678分机8", "+861012345678", "8"),
+    ],
+)
+def test_extensions_split_before_parsing(raw: str, e164: str, ext: str) -> None:
+    row = one(phone=raw)
+    assert row["landline"] == e164
+    assert row["phones"] == [e164]  # extensions are dropped from the E.164 values
+    assert row["phone_ext"] == ext
+    assert row["phone_flags"] == [PHONE_EXTENSION_SPLIT]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "021-1234567",  # Shanghai numbers have 8 digits
+        "0755-1234567-8001",  # Shenzhen numbers have 8 digits, so this is not a 7-digit number + extension
+        "1381234567",  # 10 digits
+        "138123456789",  # 12 digits
+        "23812345678",
+        "abc",
+        "13812345678abc",
+        "10086",
+        "+",
+        "--",
+    ],
+)
+def test_invalid_numbers(raw: str) -> None:
+    row = one(mobile=raw)
+    assert row["mobile"] is None and row["landline"] is None and row["phones"] == []
+    assert row["phone_flags"] == [PHONE_INVALID]
+
+
+def test_iot_prefix_rejected_by_default_and_kept_on_request() -> None:
+    row = one(mobile="14012345678")
+    assert row["mobile"] is None and row["phones"] == [] and row["phone_flags"] == [PHONE_IOT]
+    row = one(mobile="1064812345678")
+    assert row["phones"] == [] and row["phone_flags"] == [PHONE_IOT]
+    kept = one(mobile="14012345678", config=PhoneRules(iot_policy="keep"))
+    assert kept["mobile"] is None  # never the customer's mobile
+    assert kept["phones"] == ["+8614012345678"]
+    assert kept["phone_flags"] == [PHONE_IOT]
+
+
+def test_configured_iot_prefix_bypasses_the_fast_path() -> None:
+    rules = PhoneRules(iot_prefixes=("145",))
+    assert one(mobile="14512345678")["mobile"] == "+8614512345678"
+    row = one(mobile="14512345678", config=rules)
+    assert row["mobile"] is None and row["phone_flags"] == [PHONE_IOT]
+
+
+def test_service_numbers_flagged_and_not_personal() -> None:
+    for raw, e164 in (("400-812-3456", "+864008123456"), ("800-810-3888", "+868008103888")):
+        row = one(phone=raw)
+        assert row["landline"] is None and row["phones"] == []
+        assert row["phone_flags"] == [PHONE_SERVICE_NUMBER]
+        assert one(phone=raw, config=PhoneRules(keep_service_numbers=True))["phones"] == [e164]
+
+
+def test_foreign_number_kept_but_never_mobile() -> None:
+    row = one(mobile="+852 9123 4567")
+    assert row["mobile"] is None
+    assert row["phones"] == ["+85291234567"]
+    assert row["phone_flags"] == [PHONE_FOREIGN]
+    assert one(mobile="+852 9123 4567", config=PhoneRules(keep_foreign_numbers=False))["phones"] == []
+
+
+def test_classified_by_content_not_by_column() -> None:
+    row = one(mobile="010-12345678", phone="13812345678")
+    assert row["mobile"] == MOBILE
+    assert row["landline"] == "+861012345678"
+    assert row["phones"] == ["+861012345678", MOBILE]
+    assert row["phone_flags"] == [PHONE_LANDLINE_IN_MOBILE, PHONE_MOBILE_IN_PHONE]
+
+
+def test_several_numbers_in_one_field_deduplicated() -> None:
+    row = one(mobile="13812345678/13912345678", phone="13812345678；010-12345678")
+    assert row["mobile"] == MOBILE  # the first mobile wins
+    assert row["phones"] == [MOBILE, "+8613912345678", "+861012345678"]
+    assert row["landline"] == "+861012345678"
+    assert row["phone_flags"] == [PHONE_MOBILE_IN_PHONE]
+
+
+def test_partly_invalid_field_keeps_the_valid_number() -> None:
+    row = one(mobile="13812345678, 12345")
+    assert row["mobile"] == MOBILE and row["phone_flags"] == [PHONE_INVALID]
+
+
+def test_missing_values_give_no_flags() -> None:
+    out = standardize_phones(pd.Series([None, float("nan"), "", "  "]), pd.Series([None, None, None, None]))
+    assert out["mobile"].isna().all() and out["landline"].isna().all() and out["phone_ext"].isna().all()
+    assert out["phones"].tolist() == [[], [], [], []]
+    assert out["phone_flags"].tolist() == [[], [], [], []]
+
+
+def test_index_preserved_and_phone_column_optional() -> None:
+    out = standardize_phones(pd.Series(["13812345678", None], index=[10, 7]))
+    assert list(out.index) == [10, 7]
+    assert list(out.columns) == ["mobile", "landline", "phones", "phone_ext", "phone_flags"]
+    assert out.loc[10, "mobile"] == MOBILE and out.loc[7, "mobile"] is None
+
+
+def test_distinct_rows_share_one_result_but_stay_equal() -> None:
+    raw = pd.Series(["13812345678", "138-1234-5678", "13812345678"] * 100)
+    out = standardize_phones(raw, raw.copy())
+    assert set(out["mobile"]) == {MOBILE}
+    assert all(p == [MOBILE] for p in out["phones"])
+
+
+def test_huge_field_is_invalid_not_slow() -> None:
+    row = one(mobile="1" * 100_000)
+    assert row["phones"] == [] and row["phone_flags"] == [PHONE_INVALID]
+
+
+def test_parse_phone_field_is_pure() -> None:
+    result = parse_phone_field("0755-12345678-8001")
+    assert [n.e164 for n in result.numbers] == ["+8675512345678"]
+    assert result.numbers[0].kind == "landline" and result.numbers[0].ext == "8001"
+    assert parse_phone_field(None).numbers == ()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(max_size=40), st.from_regex(r"\+?[0-9 ()\-]{5,20}")), max_size=8))
+def test_never_raises_and_shapes_hold(values: list[str | None]) -> None:
+    raw = pd.Series(values, dtype=object)
+    out = standardize_phones(raw, raw[::-1].reset_index(drop=True))
+    assert len(out) == len(values)
+    for mobile, phones in zip(out["mobile"], out["phones"], strict=True):
+        assert isinstance(phones, list)
+        assert all(p.startswith("+") and p[1:].isdigit() for p in phones)
+        assert mobile is None or mobile in phones
+
+
+MOBILES = st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True)
+LANDLINES = st.from_regex(r"0[1-9][0-9]{1,2}-?[0-9]{7,8}", fullmatch=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(MOBILES | LANDLINES)
+def test_idempotent_on_e164(raw: str) -> None:
+    first = one(mobile=raw)
+    for number in first["phones"]:
+        again = one(mobile=number)
+        assert again["phones"] == [number]

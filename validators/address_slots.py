@@ -1,0 +1,115 @@
+"""Address remainder slots: road, house number, building, unit and room.
+
+Runs on what is left after the administrative prefix. Chinese numerals are converted
+to digits only inside the captured slot numbers (十二号 -> 12, 一二〇三室 -> 1203);
+place and road names (九龙坡区, 三里屯路, 五四路) are never touched.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+CN_DIGITS = "〇零一二两三四五六七八九"
+CN_UNITS = "十百千"
+_CN_VALUE = {"〇": 0, "零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_CN_UNIT = {"十": 10, "百": 100, "千": 1000}
+
+_NUM = rf"[0-9{CN_DIGITS}{CN_UNITS}]+"
+_NOT_SLOT = r"\d#\-号栋幢座室,"
+_SUBDISTRICT = re.compile(r"^[^\d,]{1,10}?(?:街道办事处|街道|镇|乡)(?=[^\d]|$)")
+_ROAD = re.compile(rf"([^{_NOT_SLOT}]{{1,20}}?(?:大道|大街|胡同|路|街|巷|道))(?:({_NUM})弄)?")
+_HOUSE = re.compile(rf"([甲乙丙丁])?({_NUM}(?:-\d+)?)号(?![楼])院?(?:之({_NUM}))?")
+_COMPACT3 = re.compile(r"(?<![0-9A-Za-z])([0-9]+|[A-Za-z])[#\-]([0-9]+)-([0-9]+)(?![0-9])")
+_COMPACT2 = re.compile(r"(?<![0-9A-Za-z\-])([0-9]+|[A-Za-z])[#\-]([0-9]{3,5})(?:室|房)?$")
+_BUILDING = re.compile(rf"({_NUM}|[A-Za-z])(?:号楼|栋|幢|座|#)")
+_UNIT = re.compile(rf"({_NUM})(?:单元|门(?![牌面口店市诊]))")
+_ROOM = re.compile(rf"({_NUM})(?:室|房|户)")
+_TRAILING_ROOM = re.compile(r"(?<![0-9])([0-9]{3,5})$")
+
+
+class Slots(NamedTuple):
+    road: str | None
+    house_no: str | None
+    building: str | None
+    unit: str | None
+    room: str | None
+
+
+EMPTY_SLOTS = Slots(None, None, None, None, None)
+
+
+def cn_number(text: str) -> str:
+    """A slot number with Chinese numerals converted: 十二 -> 12, 一二〇三 -> 1203, 0502 -> 502.
+
+    Digit-by-digit forms (一二〇三) map each character; positional forms (一百零三)
+    are evaluated. Leading zeros are dropped so that 0502 and 502 compare equal.
+    """
+    if text.isascii():
+        return text.lstrip("0") or ("0" if text else text)
+    if not any(c in _CN_UNIT for c in text):
+        digits = "".join(str(_CN_VALUE[c]) if c in _CN_VALUE else c for c in text)
+        return digits.lstrip("0") or "0"
+    total, current = 0, 0
+    for c in text:
+        if c in _CN_UNIT:
+            total += (current or 1) * _CN_UNIT[c]
+            current = 0
+        elif c in _CN_VALUE:
+            current = _CN_VALUE[c]
+        elif c.isdigit():
+            current = current * 10 + int(c)
+    return str(total + current)
+
+
+def _num(text: str | None) -> str | None:
+    return cn_number(text) if text else None
+
+
+def _upper(text: str) -> str:
+    return text.upper() if text.isascii() and text.isalpha() else cn_number(text)
+
+
+def parse_slots(remainder: str) -> Slots:
+    """Road, house number, building, unit and room from an address remainder (no spaces)."""
+    if not remainder:
+        return EMPTY_SLOTS
+    rest = _SUBDISTRICT.sub("", remainder, count=1)
+    road = house_no = building = unit = room = None
+    pos = 0
+    m = _ROAD.search(rest)
+    if m:
+        road = m.group(1) + (cn_number(m.group(2)) + "弄" if m.group(2) else "")
+        pos = m.end()
+    h = _HOUSE.search(rest, pos)
+    if h:
+        number = h.group(2)
+        number = "-".join(cn_number(p) for p in number.split("-")) if "-" in number else cn_number(number)
+        house_no = (h.group(1) or "") + number
+        if h.group(3):
+            house_no += "之" + cn_number(h.group(3))
+        pos = h.end()
+    tail = rest[pos:]
+    c = _COMPACT3.search(tail)
+    if c:
+        return Slots(road, house_no, _upper(c.group(1)), cn_number(c.group(2)), cn_number(c.group(3)))
+    b = _BUILDING.search(tail)
+    if b:
+        building = _upper(b.group(1))
+        tail_after = tail[b.end() :]
+    else:
+        c2 = _COMPACT2.search(tail)
+        if c2:
+            return Slots(road, house_no, _upper(c2.group(1)), None, cn_number(c2.group(2)))
+        tail_after = tail
+    u = _UNIT.search(tail_after)
+    if u:
+        unit = cn_number(u.group(1))
+        tail_after = tail_after[u.end() :]
+    r = _ROOM.search(tail_after)
+    if r:
+        room = cn_number(r.group(1))
+    elif building or unit:
+        t = _TRAILING_ROOM.search(tail_after)
+        room = t.group(1).lstrip("0") or None if t else None
+    return Slots(road, house_no, building, unit, room)

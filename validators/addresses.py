@@ -1,0 +1,154 @@
+"""Addresses: raw text -> normalized text, administrative levels, adcode and remainder slots.
+
+Each distinct address is handled once: :func:`normalize_address_text` (NFKC, punctuation
+and spacing), :func:`validators.address_regions.resolve_region` (province / city /
+district through an ambiguity-guarded Aho-Corasick gazetteer) and
+:func:`validators.address_slots.parse_slots` (road, house number, building, unit, room).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from validators.address_regions import EMPTY_REGION, Region, RegionRules, resolve_region
+from validators.address_slots import EMPTY_SLOTS, Slots, parse_slots
+from validators.contact_common import as_text, broadcast, factorize_text, nfkc
+
+log = logging.getLogger(__name__)
+
+ADDRESS_AMBIGUOUS = "ADDRESS_AMBIGUOUS"
+ADDRESS_UNPARSED = "ADDRESS_UNPARSED"
+ADDRESS_TOO_LONG = "ADDRESS_TOO_LONG"
+
+OUTPUT_COLUMNS = (
+    "address_norm",
+    "province",
+    "city",
+    "district",
+    "adcode",
+    "road",
+    "house_no",
+    "building",
+    "unit",
+    "room",
+    "address_flags",
+)
+
+
+@dataclass(frozen=True)
+class AddressRules:
+    """Policy of the address normalizer."""
+
+    region: RegionRules = field(default_factory=RegionRules)
+    max_chars: int = 200  # longer texts are normalized but not parsed (ADDRESS_TOO_LONG)
+
+
+_PUNCT_MAP = str.maketrans(
+    {
+        "、": ",",
+        ";": ",",
+        "，": ",",
+        "。": ",",
+        "．": ".",
+        "【": "(",
+        "】": ")",
+        "〔": "(",
+        "〕": ")",
+        "「": "(",
+        "」": ")",
+        "《": "(",
+        "》": ")",
+        "\u00d7": "x",
+        "\u00b7": "·",
+        "\u2022": "·",
+        "\u30fb": "·",
+        "\uff65": "·",
+        "\u2027": "·",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u2018": "'",
+        "\u2019": "'",
+    }
+)
+_PUNCT_RE = re.compile("[" + "".join(re.escape(chr(c)) for c in _PUNCT_MAP) + "]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SPACE = re.compile(r"\s+")
+_SPACE_NEAR_WIDE = re.compile(r"\s+(?=[^\x00-\x7f])|(?<=[^\x00-\x7f])\s+")
+_SPACE_NEAR_PUNCT = re.compile(r"\s*([,#()\-/])\s*")
+_REPEAT_COMMA = re.compile(r",{2,}")
+_EDGE = " ,.;:-"
+_NEEDS_SPACING = re.compile(r"[\s\x00-\x1f\x7f]")
+_LOWER_RE = re.compile("[a-z]")
+_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_PARSE_DROP = re.compile(r"[\s,()\"'·]")
+
+
+def normalize_address_text(text: str) -> str:
+    """NFKC, full-width -> half-width, unified punctuation, spaces kept only between Latin words. Idempotent."""
+    out = _normalize_once(text)
+    for _ in range(3):  # removing a space can expose a new NFKC composition (A + U+0301): repeat until stable
+        if unicodedata.is_normalized("NFKC", out):
+            break
+        out = _normalize_once(out)
+    return out
+
+
+def _normalize_once(text: str) -> str:
+    out = nfkc(text)
+    if _PUNCT_RE.search(out):
+        out = out.translate(_PUNCT_MAP)
+    if _NEEDS_SPACING.search(out):
+        out = _CONTROL.sub(" ", out)
+        out = _SPACE.sub(" ", out)
+        out = _SPACE_NEAR_WIDE.sub("", out)
+        out = _SPACE_NEAR_PUNCT.sub(r"\1", out)
+    if ",," in out:
+        out = _REPEAT_COMMA.sub(",", out)
+    out = out.strip(_EDGE)
+    return out.translate(_UPPER) if _LOWER_RE.search(out) else out
+
+
+def parse_address(text: str | None, config: AddressRules | None = None) -> tuple[object, ...]:
+    """One raw address to the output columns' values (in :data:`OUTPUT_COLUMNS` order). Never raises."""
+    rules = config or AddressRules()
+    raw = as_text(text)
+    if raw is None:
+        return (None, *([None] * 9), [])
+    norm = normalize_address_text(raw)
+    if not norm:
+        return (None, *([None] * 9), [])
+    if len(norm) > rules.max_chars:
+        return (norm, *([None] * 9), [ADDRESS_TOO_LONG, ADDRESS_UNPARSED])
+    compact = _PARSE_DROP.sub("", norm)
+    region: Region = resolve_region(compact, rules.region) if compact else EMPTY_REGION
+    slots: Slots = parse_slots(compact[region.end :]) if compact else EMPTY_SLOTS
+    flags: list[str] = []
+    if region.ambiguous:
+        flags.append(ADDRESS_AMBIGUOUS)
+    elif region.adcode is None:
+        flags.append(ADDRESS_UNPARSED)
+    return (norm, region.province, region.city, region.district, region.adcode, *slots, flags)
+
+
+def standardize_addresses(raw: pd.Series, config: AddressRules | None = None) -> pd.DataFrame:
+    """Normalize and parse every distinct address once; a DataFrame aligned to ``raw`` (see OUTPUT_COLUMNS).
+
+    Ambiguous district names (朝阳区 alone, 鼓楼区 under 江苏省) are left None and flagged
+    ADDRESS_AMBIGUOUS; addresses with no administrative level are flagged ADDRESS_UNPARSED.
+    """
+    rules = config or AddressRules()
+    codes, uniques = factorize_text(raw)
+    parsed = [parse_address(u, rules) for u in uniques]
+    out: dict[str, np.ndarray] = {}
+    for j, name in enumerate(OUTPUT_COLUMNS):
+        missing: object = [] if name == "address_flags" else None
+        out[name] = broadcast(codes, [p[j] for p in parsed], missing)
+    frame = pd.DataFrame(out, index=raw.index)
+    log.debug("addresses: %d rows, %d distinct values", len(frame), len(uniques))
+    return frame

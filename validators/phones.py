@@ -1,0 +1,319 @@
+"""Phone numbers: mobile and landline columns -> E.164 values, extension and reason codes.
+
+Either column may hold a mobile, a landline, several numbers or junk: each number is
+classified by what it is, not by the column it came from. Each distinct raw text is
+parsed once; the common case (a bare 11-digit mainland mobile, with or without +86,
+spaces or dashes) is recognized with one vectorized regex and never reaches
+``phonenumbers``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple
+
+import numpy as np
+import pandas as pd
+import phonenumbers
+from phonenumbers import PhoneNumberType
+
+from validators.contact_common import as_text, broadcast, combine_codes, factorize_text, nfkc
+
+log = logging.getLogger(__name__)
+
+# Valid mainland mobile numbers according to phonenumbers (see docs/chinese-customer-data.md §6).
+MOBILE_PATTERN = r"1(?:610\d|740[0-5])\d{6}|1(?:[38]\d|4[57]|[59][0-35-9]|6[25-7]|7[0-35-8])\d{8}"
+
+PHONE_INVALID = "PHONE_INVALID"
+PHONE_EXTENSION_SPLIT = "PHONE_EXTENSION_SPLIT"
+PHONE_LANDLINE_IN_MOBILE = "PHONE_LANDLINE_IN_MOBILE"
+PHONE_MOBILE_IN_PHONE = "PHONE_MOBILE_IN_PHONE"
+PHONE_IOT = "PHONE_IOT"
+PHONE_SERVICE_NUMBER = "PHONE_SERVICE_NUMBER"
+PHONE_FOREIGN = "PHONE_FOREIGN"
+
+Kind = Literal["mobile", "landline", "service", "foreign", "iot"]
+
+OUTPUT_COLUMNS = ("mobile", "landline", "phones", "phone_ext", "phone_flags")
+
+
+@dataclass(frozen=True)
+class PhoneRules:
+    """Policy of the phone normalizer."""
+
+    region: str = "CN"
+    # IoT / data-only ranges (140-144, 146, 148, 149 and the 13-digit 1064x numbers) are not personal phones.
+    iot_prefixes: tuple[str, ...] = ("140", "141", "142", "143", "144", "146", "148", "149", "1064")
+    # "reject": flag PHONE_IOT and drop the number; "keep": flag it and keep it in ``phones`` (never as ``mobile``).
+    iot_policy: Literal["reject", "keep"] = "reject"
+    # 400/800 and other shared numbers: flagged PHONE_SERVICE_NUMBER; kept in ``phones`` only when True.
+    keep_service_numbers: bool = False
+    # Foreign numbers (+852 ..., +1 ...): flagged PHONE_FOREIGN; kept in ``phones`` when True.
+    keep_foreign_numbers: bool = True
+    max_extension_digits: int = 6
+    max_numbers_per_field: int = 4
+    max_field_chars: int = 120
+    separators: str = r"[/,;|、，；]|\s{2,}|或"
+    extension_markers: tuple[str, ...] = field(default=("转", "轉", "分机", "ext.", "ext", "extension", "x", "#"))
+
+
+DEFAULT_RULES = PhoneRules()
+
+
+class PhoneNumber(NamedTuple):
+    """One valid number found in a field."""
+
+    e164: str
+    kind: Kind
+    ext: str | None
+
+
+class FieldResult(NamedTuple):
+    """Everything found in one raw phone field."""
+
+    numbers: tuple[PhoneNumber, ...]
+    flags: frozenset[str]
+
+
+EMPTY_RESULT = FieldResult((), frozenset())
+
+_SEPARATOR_CHARS = re.compile(r"[\s()\[\]{}.\-_~]+")
+_MOBILE_RE = re.compile(rf"(?:{MOBILE_PATTERN})")
+_FAST_LOOSE_RE = re.compile(r"^\s*(?:\+\s*86|0086|\(\+?86\))?[\s\-]*(1\d{2})[\s\-]?(\d{4})[\s\-]?(\d{4})\s*$")
+
+_CN_TYPES: dict[int, Kind] = {
+    PhoneNumberType.MOBILE: "mobile",
+    PhoneNumberType.FIXED_LINE: "landline",
+    PhoneNumberType.FIXED_LINE_OR_MOBILE: "landline",
+}
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    split_re: re.Pattern[str]
+    ext_re: re.Pattern[str]
+
+
+def _compile(rules: PhoneRules) -> _Compiled:
+    markers = "|".join(re.escape(m) for m in sorted(rules.extension_markers, key=len, reverse=True))
+    ext_re = re.compile(rf"^(.*?\d.*?)\s*(?:{markers})\s*[:.]?\s*(\d{{1,{rules.max_extension_digits}}})\s*$", re.I)
+    return _Compiled(re.compile(rules.separators), ext_re)
+
+
+def _classify(candidate: str, region: str, rules: PhoneRules) -> PhoneNumber | None:
+    """Parse one cleaned candidate with phonenumbers; None when not a valid number."""
+    try:
+        parsed = phonenumbers.parse(candidate, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    if parsed.country_code != 86:
+        return PhoneNumber(e164, "foreign", None)
+    return PhoneNumber(e164, _CN_TYPES.get(phonenumbers.number_type(parsed), "service"), None)
+
+
+def _parse_piece(piece: str, rules: PhoneRules, compiled: _Compiled) -> tuple[PhoneNumber | None, set[str]]:
+    flags: set[str] = set()
+    ext: str | None = None
+    m = compiled.ext_re.match(piece)
+    if m:
+        piece, ext = m.group(1), m.group(2)
+    cleaned = _SEPARATOR_CHARS.sub("-", piece).strip("-")
+    if not cleaned or not re.fullmatch(r"\+?-?[\d-]+", cleaned):
+        return None, {PHONE_INVALID}
+    plus = cleaned.startswith("+")
+    groups = [g for g in cleaned.lstrip("+").split("-") if g]
+    digits = "".join(groups)
+    international = plus
+    if digits.startswith("0086"):
+        digits, international = digits[4:], True
+        groups[0] = groups[0][4:]
+    elif plus and digits.startswith("86"):
+        groups[0] = groups[0][2:]
+        digits = digits[2:]
+    elif plus:
+        foreign = _classify("+" + digits, rules.region, rules)
+        if foreign is None:
+            return None, {PHONE_INVALID}
+        return foreign._replace(ext=ext), {PHONE_FOREIGN} | ({PHONE_EXTENSION_SPLIT} if ext else set())
+    elif digits.startswith("86") and (groups[0] == "86" or (len(digits) == 13 and digits[2] == "1")):
+        digits, international = digits[2:], True
+        groups[0] = groups[0][2:]
+    groups = [g for g in groups if g]
+    if international and digits.startswith("0"):
+        digits = digits[1:]  # "+86 (0)10 ..." written with the trunk zero
+    if digits.startswith(rules.iot_prefixes) and len(digits) in (11, 13):
+        return PhoneNumber("+86" + digits, "iot", None), {PHONE_IOT}
+    if len(digits) == 11 and _MOBILE_RE.fullmatch(digits):
+        number: PhoneNumber | None = PhoneNumber("+86" + digits, "mobile", None)
+    else:
+        prefix = "+86" if international else ""
+        number = _classify(prefix + digits, rules.region, rules)
+        if number is None and ext is None and len(groups) >= 3 and len(groups[-1]) <= rules.max_extension_digits:
+            # 0755-1234567-8001: the trailing group is an extension when the rest is a valid number
+            trimmed = _classify(prefix + "".join(groups[:-1]), rules.region, rules)
+            if trimmed is not None and trimmed.kind == "landline":
+                number, ext = trimmed, groups[-1]
+    if number is None:
+        return None, {PHONE_INVALID}
+    if ext:
+        flags.add(PHONE_EXTENSION_SPLIT)
+    if number.kind == "service":
+        flags.add(PHONE_SERVICE_NUMBER)
+    if number.kind == "foreign":
+        flags.add(PHONE_FOREIGN)
+    return number._replace(ext=ext), flags
+
+
+def parse_phone_field(text: str | None, config: PhoneRules | None = None) -> FieldResult:
+    """Every number in one raw field (valid ones kept, in order) and the field's reason codes.
+
+    Pure and total: never raises. Used once per distinct raw value by :func:`standardize_phones`.
+    """
+    rules = config or DEFAULT_RULES
+    raw = as_text(text)
+    if raw is None:
+        return EMPTY_RESULT
+    if len(raw) > rules.max_field_chars:
+        return FieldResult((), frozenset({PHONE_INVALID}))
+    return _parse_field(nfkc(raw).strip(), rules, _compiled_for(rules))
+
+
+_COMPILED_CACHE: dict[PhoneRules, _Compiled] = {}
+
+
+def _compiled_for(rules: PhoneRules) -> _Compiled:
+    compiled = _COMPILED_CACHE.get(rules)
+    if compiled is None:
+        compiled = _COMPILED_CACHE[rules] = _compile(rules)
+    return compiled
+
+
+def _parse_field(text: str, rules: PhoneRules, compiled: _Compiled) -> FieldResult:
+    if not text:
+        return EMPTY_RESULT
+    numbers: list[PhoneNumber] = []
+    flags: set[str] = set()
+    pieces = [p.strip() for p in compiled.split_re.split(text) if p and p.strip()]
+    if len(pieces) > rules.max_numbers_per_field:
+        flags.add(PHONE_INVALID)
+        pieces = pieces[: rules.max_numbers_per_field]
+    for piece in pieces:
+        number, piece_flags = _parse_piece(piece, rules, compiled)
+        flags |= piece_flags
+        if number is not None and number.e164 not in {n.e164 for n in numbers}:
+            numbers.append(number)
+    return FieldResult(tuple(numbers), frozenset(flags))
+
+
+def _parse_distinct(uniques: np.ndarray, rules: PhoneRules) -> list[FieldResult]:
+    """Parse distinct raw values: a vectorized fast path for plain mobiles, phonenumbers for the rest."""
+    if len(uniques) == 0:
+        return []
+    text = pd.Series(uniques, dtype=object).map(as_text)
+    text = text.str.normalize("NFKC").where(text.notna(), None)  # full-width digits reach the fast path too
+    is_text = text.notna()
+    short = is_text & (text.str.len() <= rules.max_field_chars)
+    fast = pd.Series(False, index=text.index)
+    digits = pd.Series(None, index=text.index, dtype=object)
+    if short.any():
+        loose = text[short].str.extract(_FAST_LOOSE_RE)
+        joined = loose[0] + loose[1] + loose[2]
+        ok = joined.notna()
+        ok &= joined.str.fullmatch(MOBILE_PATTERN, na=False).astype(bool)
+        ok &= ~joined.str.startswith(rules.iot_prefixes, na=False).astype(bool)
+        digits[ok[ok].index] = joined[ok]
+        fast[ok[ok].index] = True
+    compiled = _compiled_for(rules)
+    results: list[FieldResult] = [EMPTY_RESULT] * len(uniques)
+    fast_np, digits_np, text_np, short_np = fast.to_numpy(), digits.to_numpy(), text.to_numpy(), short.to_numpy()
+    too_long = FieldResult((), frozenset({PHONE_INVALID}))
+    for i in range(len(uniques)):
+        if fast_np[i]:
+            results[i] = FieldResult((PhoneNumber("+86" + digits_np[i], "mobile", None),), frozenset())
+        elif text_np[i] is None:
+            continue
+        elif not short_np[i]:
+            results[i] = too_long
+        else:
+            results[i] = _parse_field(nfkc(text_np[i]).strip(), rules, compiled)
+    return results
+
+
+def _kept(number: PhoneNumber, rules: PhoneRules) -> bool:
+    if number.kind in ("mobile", "landline"):
+        return True
+    if number.kind == "service":
+        return rules.keep_service_numbers
+    if number.kind == "foreign":
+        return rules.keep_foreign_numbers
+    return rules.iot_policy == "keep"
+
+
+def _combine(m: FieldResult, p: FieldResult, rules: PhoneRules) -> tuple[object, ...]:
+    if not p.numbers and not p.flags and len(m.numbers) == 1 and m.numbers[0].kind == "mobile":
+        return m.numbers[0].e164, None, [m.numbers[0].e164], None, sorted(m.flags)  # the common case
+    mobile: str | None = None
+    landline_number: PhoneNumber | None = None
+    phones: list[str] = []
+    flags = set(m.flags) | set(p.flags)
+    for n in m.numbers:
+        if n.kind == "landline":
+            flags.add(PHONE_LANDLINE_IN_MOBILE)
+    for n in p.numbers:
+        if n.kind == "mobile":
+            flags.add(PHONE_MOBILE_IN_PHONE)
+        elif n.kind == "landline" and landline_number is None:
+            landline_number = n
+    ext: str | None = None
+    for n in (*m.numbers, *p.numbers):
+        if n.kind == "mobile" and mobile is None:
+            mobile = n.e164
+        elif n.kind == "landline" and landline_number is None:
+            landline_number = n
+        if _kept(n, rules) and n.e164 not in phones:
+            phones.append(n.e164)
+    if landline_number is not None and landline_number.ext:
+        ext = landline_number.ext
+    else:
+        ext = next((n.ext for n in (*p.numbers, *m.numbers) if n.ext), None)
+    landline = landline_number.e164 if landline_number is not None else None
+    return mobile, landline, phones, ext, sorted(flags)
+
+
+def standardize_phones(
+    mobile_raw: pd.Series, phone_raw: pd.Series | None = None, config: PhoneRules | None = None
+) -> pd.DataFrame:
+    """Normalize the mobile and the other-phone columns of a table.
+
+    Returns a DataFrame aligned to ``mobile_raw``'s index with columns ``mobile`` (E.164
+    of a valid mainland mobile), ``landline`` (E.164 of the first valid landline),
+    ``phones`` (every kept valid number, E.164, deduplicated, extensions dropped),
+    ``phone_ext`` and ``phone_flags`` (sorted reason codes). Never raises on junk input.
+    """
+    rules = config or DEFAULT_RULES
+    if phone_raw is None:
+        phone_raw = pd.Series(None, index=mobile_raw.index, dtype=object)
+    if len(phone_raw) != len(mobile_raw):
+        raise ValueError("mobile_raw and phone_raw must have the same length (columns of one table)")
+    m_codes, m_uniques = factorize_text(mobile_raw)
+    p_codes, p_uniques = factorize_text(phone_raw)
+    all_uniques = pd.unique(np.concatenate([m_uniques, p_uniques]))
+    parsed = dict(zip(all_uniques, _parse_distinct(np.asarray(all_uniques, dtype=object), rules), strict=True))
+    m_results = [parsed[u] for u in m_uniques]
+    p_results = [parsed[u] for u in p_uniques]
+    row_codes, pair_m, pair_p = combine_codes(m_codes, p_codes, len(p_uniques))
+    combined = [
+        _combine(m_results[a] if a >= 0 else EMPTY_RESULT, p_results[b] if b >= 0 else EMPTY_RESULT, rules)
+        for a, b in zip(pair_m.tolist(), pair_p.tolist(), strict=True)
+    ]
+    out: dict[str, np.ndarray] = {}
+    for j, name in enumerate(OUTPUT_COLUMNS):
+        out[name] = broadcast(row_codes, [c[j] for c in combined], None)
+    frame = pd.DataFrame(out, index=mobile_raw.index)
+    log.debug("phones: %d rows, %d distinct values, %d distinct pairs", len(frame), len(all_uniques), len(combined))
+    return frame
