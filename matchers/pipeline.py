@@ -1,0 +1,326 @@
+"""The matcher's entry point: records in, scored pairs, clusters and a review queue out.
+
+``match()`` reads like the list of its steps: blocking, extra pairs (deterministic ID
+links and steward constraints), comparisons, u from random pairs, EM, scoring,
+decisions, clustering with repair. The SQL-heavy steps run in the :class:`Engine`; the
+rest is vectorized numpy over arrays indexed by ``rid``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from matchers import decisions as dec
+from matchers.blocking import generate_candidate_pairs
+from matchers.clustering import connected_components, repair_clusters
+from matchers.comparisons import compare_pairs, comparison_level_labels
+from matchers.engine import DuckDBEngine, Engine
+from matchers.scoring import FSModel, Scores, sample_random_pairs, score_pairs, train_model
+from mdm.errors import MatchConfigError, MdmError
+from schemas.matching import MatchConfig
+
+log = logging.getLogger(__name__)
+
+_RECORDS = "__mdm_match_records"
+_EVIDENCE_COLUMNS = ("id_key", "id_placeholder", "id_valid", "id_type", "id_number", "id_gender", "id_birth_date")
+
+
+class MatchInputError(MdmError):
+    """The records handed to the matcher lack a required column or have a bad row key."""
+
+
+@dataclass
+class MatchResult:
+    """Everything one match run produced (docs/ARCHITECTURE.md §4)."""
+
+    pairs: pa.Table
+    clusters: pd.DataFrame
+    review: pd.DataFrame
+    blocking_report: pd.DataFrame
+    model: dict[str, Any]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Timer:
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - start, 3)
+            log.info("match step %s: %.2f s", name, self.seconds[name])
+
+
+def prepare_records(records: pd.DataFrame | pa.Table) -> pa.Table:
+    """Arrow table sorted by a dense ``rid`` 0..n-1 (derived when absent) with a ``record_key``."""
+    table = records if isinstance(records, pa.Table) else pa.Table.from_pandas(records, preserve_index=False)
+    if "record_key" not in table.column_names:
+        if {"source_system", "source_record_id"} <= set(table.column_names):
+            key = pc.binary_join_element_wise(
+                pc.cast(table["source_system"], pa.string()), pc.cast(table["source_record_id"], pa.string()), ":"
+            )
+            table = table.append_column("record_key", key)
+        else:
+            raise MatchInputError("records need a record_key column (or source_system and source_record_id)")
+    if "rid" not in table.column_names:
+        return table.append_column("rid", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+    rid = table["rid"].to_numpy()
+    if len(rid) and (np.sort(rid) != np.arange(len(rid))).any():
+        raise MatchInputError("records.rid must be a dense row key 0..n-1 without repeats; drop it to derive one")
+    table = table.set_column(table.column_names.index("rid"), "rid", pa.array(rid, pa.int64()))
+    return table.sort_by("rid")
+
+
+def _extra_pairs(candidates: pa.Table, extra: list[tuple[str, pd.DataFrame]], n: int) -> pa.Table:
+    """Candidate pairs plus deterministic and steward pairs that blocking did not produce."""
+    seen = dec.pair_key(candidates["rid_l"].to_numpy(), candidates["rid_r"].to_numpy(), n)
+    parts = [candidates.select(["rid_l", "rid_r", "rules"])]
+    for rule, frame in extra:
+        if frame.empty:
+            continue
+        keys = dec.pair_key(frame["rid_l"].to_numpy(), frame["rid_r"].to_numpy(), n)
+        new = ~np.isin(keys, seen)
+        keys = np.unique(keys[new])
+        seen = np.concatenate([seen, keys])
+        if len(keys):
+            rules = pa.array([[rule]] * len(keys), pa.list_(pa.string()))
+            parts.append(pa.table({"rid_l": keys // n, "rid_r": keys % n, "rules": rules}, schema=parts[0].schema))
+    return pa.concat_tables(parts)
+
+
+def _gammas(table: pa.Table, config: MatchConfig) -> dict[str, np.ndarray]:
+    return {
+        c.name: table[f"gamma_{c.name}"].to_numpy(zero_copy_only=False).astype(np.int8, copy=False)
+        for c in config.comparisons
+    }
+
+
+def _total_pairs(n: int, sources: np.ndarray | None) -> float:
+    if sources is None:
+        return n * (n - 1) / 2.0
+    counts = pd.Series(sources).value_counts().to_numpy(np.float64)
+    return float((n * n - (counts * counts).sum()) / 2.0)
+
+
+def _train(
+    engine: Engine, compared: pa.Table, labels: np.ndarray, n: int, sources: np.ndarray | None, config: MatchConfig
+) -> FSModel:
+    cfg = config.scoring.u_estimation
+    rl, rr = sample_random_pairs(n, cfg.sample_pairs, cfg.seed, sources)
+    random_compared = compare_pairs(engine, _RECORDS, pa.table({"rid_l": rl, "rid_r": rr}), config)
+    return train_model(
+        _gammas(compared, config),
+        _gammas(random_compared, config),
+        {c.name: len(c.levels) + 1 for c in config.comparisons},
+        config.scoring,
+        labels=labels,
+        total_pairs=_total_pairs(n, sources),
+        level_labels=comparison_level_labels(config),
+        tf_comparisons=[c.name for c in config.comparisons if c.tf_column],
+    )
+
+
+def _band_counts(weight: np.ndarray, edges: tuple[float, ...]) -> dict[str, int]:
+    bins = np.concatenate([[-np.inf], np.asarray(edges, np.float64), [np.inf]])
+    counts, _ = np.histogram(weight, bins=bins)
+    return {f"[{lo:g}, {hi:g})": int(c) for lo, hi, c in zip(bins[:-1], bins[1:], counts, strict=True)}
+
+
+def _links_by_rule(rules: pa.ChunkedArray, accepted: np.ndarray) -> dict[str, int]:
+    flat = pc.list_flatten(rules.filter(pa.array(accepted)))
+    return {str(v["values"]): int(v["counts"]) for v in pc.value_counts(flat).to_pylist()} if len(flat) else {}
+
+
+def _check_scoring_names(config: MatchConfig) -> None:
+    names = [c.name for c in config.comparisons]
+    unknown = [n for n in config.scoring.review_when_disagree if n not in names]
+    if unknown:
+        raise MatchConfigError(
+            f"scoring.review_when_disagree names unknown comparison(s) {unknown}; use some of {names}"
+        )
+
+
+def _full_disagreement(gammas: dict[str, np.ndarray], names: tuple[str, ...]) -> np.ndarray | None:
+    """True where any of the named comparisons sits on its 'else' level (gamma 0)."""
+    if not names:
+        return None
+    return np.logical_or.reduce([gammas[n] == 0 for n in names])
+
+
+def match(
+    records: pd.DataFrame | pa.Table,
+    config: MatchConfig,
+    constraints: dec.Constraints | None = None,
+    engine: Engine | None = None,
+) -> MatchResult:
+    """Link the records: scored pairs with decisions, clusters (every record), review queue, model."""
+    _check_scoring_names(config)
+    timer = _Timer()
+    scoring = config.scoring
+    table = prepare_records(records)
+    n = table.num_rows
+    side = table.select([c for c in ("rid", "record_key", *_EVIDENCE_COLUMNS) if c in table.column_names]).to_pandas()
+    record_keys = side["record_key"].to_numpy(object)
+    sources = None
+    if config.link_type == "link_only" and config.source_column:
+        sources = pd.factorize(table[config.source_column].to_pandas())[0]
+    own_engine = engine is None
+    eng = engine if engine is not None else DuckDBEngine()
+    eng.register(_RECORDS, table)
+    try:
+        with timer.step("blocking"):
+            candidates, report = generate_candidate_pairs(eng, _RECORDS, config)
+        with timer.step("extra_pairs"):
+            det_edges = dec.deterministic_edges(side, scoring.hard_evidence)
+            must, cannot = (constraints or dec.Constraints()).rid_pairs(side["record_key"])
+            extra = [("id_key_link", det_edges), ("must_link", must), ("cannot_link", cannot)]
+            pairs = _extra_pairs(candidates, extra, max(n, 1))
+        with timer.step("comparisons"):
+            compared = compare_pairs(eng, _RECORDS, pairs, config)
+        rid_l = compared["rid_l"].to_numpy()
+        rid_r = compared["rid_r"].to_numpy()
+        codes = dec.id_key_codes(side, scoring.hard_evidence)
+        deterministic = (codes[rid_l] >= 0) & (codes[rid_l] == codes[rid_r])
+        with timer.step("training"):
+            model = _train(eng, compared, deterministic, n, sources, config)
+    finally:
+        eng.unregister(_RECORDS)
+        if own_engine:
+            eng.close()
+
+    with timer.step("scoring"):
+        gammas = _gammas(compared, config)
+        tfs = {
+            c.name: compared[f"tf_{c.name}"].to_numpy(zero_copy_only=False).astype(np.float64)
+            for c in config.comparisons
+            if f"tf_{c.name}" in compared.column_names
+        }
+        scores = score_pairs(model, gammas, tfs, scoring.term_frequency)
+    with timer.step("decisions"):
+        evidence = dec.RecordEvidence.from_records(side)
+        hard = dec.hard_conflicts(evidence, rid_l, rid_r, scoring.hard_evidence)
+        must_mask = dec.pairs_in(rid_l, rid_r, must, n)
+        cannot_mask = dec.pairs_in(rid_l, rid_r, cannot, n)
+        decision = dec.decide(
+            scores.match_weight,
+            scoring,
+            deterministic=deterministic if scoring.hard_evidence.deterministic_id_key else None,
+            hard_conflict=hard,
+            must_link=must_mask,
+            cannot_link=cannot_mask,
+            review_only=_full_disagreement(gammas, scoring.review_when_disagree),
+        )
+    with timer.step("clustering"):
+        labels, split = _cluster(n, rid_l, rid_r, scores.match_weight, decision, cannot, evidence, config)
+        split_reason = np.zeros(len(decision), bool)
+        split_reason[split] = True
+        decision[split] = dec.CODE["review"]
+
+    review_mask = decision == dec.CODE["review"]
+    reason = np.where(split_reason[review_mask], dec.REVIEW_SPLIT, dec.REVIEW_BETWEEN)
+    review = dec.review_items(
+        rid_l[review_mask], rid_r[review_mask], scores.match_weight[review_mask], reason, record_keys, scoring
+    )
+    out_pairs = _pairs_table(compared, config, scores, decision)
+    clusters = pd.DataFrame({"rid": np.arange(n, dtype=np.int64), "record_key": record_keys, "cluster": labels})
+    accepted = dec.is_accepted(decision)
+    cluster_sizes = np.bincount(labels, minlength=1) if n else np.zeros(1, np.int64)
+    stats: dict[str, Any] = {
+        "records": n,
+        "candidate_pairs": candidates.num_rows,
+        "pairs_compared": compared.num_rows,
+        "extra_pairs": pairs.num_rows - candidates.num_rows,
+        "links_by_rule": _links_by_rule(compared["rules"], accepted),
+        "by_decision": {d: int((decision == dec.CODE[d]).sum()) for d in dec.DECISIONS},
+        "by_score_band": _band_counts(scores.match_weight, scoring.score_bands),
+        "review_items": {r: int((review["reason"] == r).sum()) for r in (dec.REVIEW_BETWEEN, dec.REVIEW_SPLIT)},
+        "clusters": int((cluster_sizes > 0).sum()),
+        "largest_cluster": int(cluster_sizes.max()),
+        "singletons": int((cluster_sizes == 1).sum()),
+        "links_cut_by_repair": len(split),
+        "timings": timer.seconds,
+    }
+    log.info(
+        "match: %d records, %d pairs compared, %d accepted links, %d clusters, %d review items",
+        n, compared.num_rows, int(accepted.sum()), stats["clusters"], len(review),
+    )  # fmt: skip
+    return MatchResult(
+        pairs=out_pairs,
+        clusters=clusters,
+        review=review,
+        blocking_report=report.to_frame(),
+        model=model.to_dict(),
+        stats=stats,
+    )
+
+
+def _cluster(
+    n: int,
+    rid_l: np.ndarray,
+    rid_r: np.ndarray,
+    weight: np.ndarray,
+    decision: np.ndarray,
+    cannot: pd.DataFrame,
+    evidence: dec.RecordEvidence,
+    config: MatchConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster labels per rid and the indices (into the pairs) of the links repair cut."""
+    accepted = np.flatnonzero(dec.is_accepted(decision))
+    el, er = rid_l[accepted], rid_r[accepted]
+    repair = config.scoring.repair
+    if not repair.enabled:
+        return connected_components(n, el, er), np.empty(0, np.int64)
+    forced = decision[accepted] == dec.CODE["must_link"]
+    strength = weight[accepted].copy()
+    strength[decision[accepted] == dec.CODE["deterministic"]] = np.finfo(np.float64).max
+    strength[forced] = np.inf
+    conflict_l, conflict_r = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
+    if repair.split_on_cannot_link:
+        conflict_l.append(cannot["rid_l"].to_numpy(np.int64))
+        conflict_r.append(cannot["rid_r"].to_numpy(np.int64))
+    if repair.split_on_hard_conflict:
+        hard = decision == dec.CODE["hard_conflict"]
+        conflict_l.append(rid_l[hard])
+        conflict_r.append(rid_r[hard])
+    result = repair_clusters(
+        n,
+        el,
+        er,
+        strength,
+        np.concatenate(conflict_l),
+        np.concatenate(conflict_r),
+        evidence.resident_id if repair.split_on_resident_id else None,
+        forced=forced,
+    )
+    return result.labels, accepted[result.split_edges]
+
+
+def _pairs_table(compared: pa.Table, config: MatchConfig, scores: Scores, decision: np.ndarray) -> pa.Table:
+    columns: dict[str, Any] = {
+        "rid_l": compared["rid_l"],
+        "rid_r": compared["rid_r"],
+        "rules": compared["rules"],
+    }
+    for c in config.comparisons:
+        columns[f"gamma_{c.name}"] = compared[f"gamma_{c.name}"]
+    for c in config.comparisons:
+        columns[f"bf_{c.name}"] = pa.array(scores.bf[c.name], pa.float64())
+    columns["tf_adjustment"] = pa.array(scores.tf_adjustment, pa.float64())
+    columns["match_weight"] = pa.array(scores.match_weight, pa.float64())
+    columns["match_probability"] = pa.array(scores.match_probability, pa.float64())
+    columns["decision"] = pa.DictionaryArray.from_arrays(pa.array(decision, pa.int8()), pa.array(dec.DECISIONS))
+    return pa.table(columns)
