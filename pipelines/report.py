@@ -46,9 +46,19 @@ class RunReport:
             lines += ["## Data-quality gates", "", _table(self.quality), ""]
         if self.matching:
             lines += ["## Matching", ""]
-            for key in ("pairs_compared", "links_by_decision", "links_by_rule", "links_by_band"):
+            labels = {
+                "pairs_compared": "pairs compared",
+                "by_decision": "links by decision",
+                "links_by_rule": "candidate pairs by blocking rule",
+                "by_score_band": "pairs by match-weight band",
+                "review_items": "review items",
+                "clusters": "clusters",
+                "largest_cluster": "largest cluster",
+                "links_cut_by_repair": "links cut by cluster repair",
+            }
+            for key, label in labels.items():
                 if key in self.matching:
-                    lines.append(f"* {key.replace('_', ' ')}: {_fmt(self.matching[key])}")
+                    lines.append(f"* {label}: {_fmt(self.matching[key])}")
             lines.append("")
         if self.golden:
             lines += ["## Golden IDs", ""]
@@ -86,6 +96,10 @@ class RunReport:
 
 
 def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, float):
+        return f"{value:,.3f}"
     if isinstance(value, dict):
         return ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items())
     if isinstance(value, int):

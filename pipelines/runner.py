@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,9 +56,16 @@ def ensure_demo_extracts(config: RunConfig) -> None:
     generate(persons=demo.persons, out_dir=config.sample_dir, seed=demo.seed, progress=True)
 
 
+def _prefect_defaults() -> None:
+    """In-process runs use Prefect's temporary local API; give it time to start on a busy machine."""
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
 def run_locally(
     config_path: Path | None = None, business_date: dt.date | None = None, only_sources: list[str] | None = None
 ) -> RunResult:
+    _prefect_defaults()
     from pipelines.flows import run_flow
 
     config = load_run_config(config_path)

@@ -238,7 +238,8 @@ ACCEPTED = ("deterministic", "auto", "must_link")
 
 def record_links(std: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
     """How each record was linked: its strongest accepted link (or 'singleton')."""
-    accepted = pairs[pairs["decision"].isin(ACCEPTED)]
+    accepted = pairs.loc[pairs["decision"].isin(ACCEPTED), ["rid_l", "rid_r", "decision", "match_weight"]].copy()
+    accepted["decision"] = accepted["decision"].astype(str)
     rank = {"must_link": 3, "deterministic": 2, "auto": 1}
     sides = pd.concat(
         [
@@ -261,6 +262,9 @@ def link_table(std: pd.DataFrame, pairs: pd.DataFrame, decisions: tuple[str, ...
     """Pairs with the given decisions, keyed by stable record keys (run-local rids dropped)."""
     keys = std["record_key"].to_numpy()
     sel = pairs[pairs["decision"].isin(decisions)].copy()
+    for col in sel.columns:
+        if isinstance(sel[col].dtype, pd.CategoricalDtype):
+            sel[col] = sel[col].astype(str)
     sel.insert(0, "record_key_l", keys[sel["rid_l"].to_numpy()])
     sel.insert(1, "record_key_r", keys[sel["rid_r"].to_numpy()])
     return sel.drop(columns=[c for c in ("rid_l", "rid_r") if c in sel.columns]).reset_index(drop=True)
@@ -279,6 +283,10 @@ def assemble_master_tables(
     xref = links.merge(golden.xref[["record_key", "golden_id"]], on="record_key", how="left")
     xref = xref[["source_system", "source_record_id", "record_key", "golden_id", "link_type", "link_weight"]]
     review = matched.review.copy()
+    if "match_probability" not in review.columns:
+        prob = pairs.set_index(["rid_l", "rid_r"])["match_probability"]
+        idx = pd.MultiIndex.from_arrays([review["rid_l"], review["rid_r"]])
+        review["match_probability"] = prob.reindex(idx).to_numpy()
     return {
         "golden_customer": golden.golden,
         "customer_xref": xref,

@@ -60,10 +60,17 @@ def test_flow_publishes_master_report_and_artifact(workspace):
     assert [s["step"] for s in report["steps"]][0].startswith("extract")
     assert all(s["peak_rss_mb"] > 0 for s in report["steps"])
 
-    from prefect.artifacts import Artifact
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, TaskRunFilter
+    from prefect.client.schemas.sorting import ArtifactSort
 
-    artifact = Artifact.get("nightly-run-report")
-    assert artifact is not None and out["run_id"] in str(artifact.data)
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["nightly-run-report"])),
+            flow_run_filter=FlowRunFilter(), task_run_filter=TaskRunFilter(),
+            sort=ArtifactSort.UPDATED_DESC, offset=0, limit=10,
+        )
+    assert any(out["run_id"] in str(a.data) for a in artifacts), [(a.key, str(a.data)[:200]) for a in artifacts]
 
 
 def test_missing_extract_fails_the_run_and_keeps_the_master(workspace):

@@ -1,0 +1,141 @@
+"""Golden customer records: one row per active golden ID, every attribute with its lineage.
+
+For each attribute rule of :class:`schemas.survivorship.SurvivorshipConfig` the candidate
+records are ranked by the rule's ordered criteria (one ``lexsort`` over all records) and
+the first per golden ID wins; its columns are copied together and the lineage columns
+``<attr>_source_system``, ``<attr>_source_record_id`` and ``<attr>_updated_at`` name the
+record they came from. Multi-valued lists, per-system counts and the first/last-seen
+dates complete the customer-360 basics.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from matchers.survivorship_lists import collect_list, customer_systems, group_lists, sorted_factorize, system_counts
+from matchers.survivorship_rules import (
+    explode_values,
+    first_per_group,
+    flag_pairs,
+    has_any_flag,
+    rank_keys,
+    recency_rank,
+    validity_score,
+)
+from schemas.survivorship import SurvivorshipConfig
+
+log = logging.getLogger(__name__)
+
+__all__ = ["LINEAGE_SUFFIXES", "build_golden_records", "prepare_records"]
+
+LINEAGE_SUFFIXES = ("_source_system", "_source_record_id", "_updated_at")
+
+
+def prepare_records(records: pd.DataFrame) -> pd.DataFrame:
+    """Add the derived candidate columns the default rules read (``phone``: the mobile, else the first phone)."""
+    out = records.reset_index(drop=True)
+    if "phone" not in out.columns:
+        first = pd.Series(None, index=out.index, dtype=object)
+        if "phones" in out.columns:
+            rows, flat = explode_values(out["phones"])
+            rows, at = np.unique(rows, return_index=True)
+            first.iloc[rows] = flat[at]
+        mobile = out["mobile"] if "mobile" in out.columns else pd.Series(None, index=out.index, dtype=object)
+        out = out.assign(phone=mobile.astype(object).where(mobile.notna(), first.astype(object)))
+    return out
+
+
+def _nulls(n: int) -> pd.Series:
+    return pd.Series([None] * n, dtype=object)
+
+
+def _take(values: pd.Series, pos: np.ndarray) -> pd.Series:
+    """``values[pos]`` with null where ``pos`` is -1, keeping bools as nullable booleans."""
+    taken = values.take(np.where(pos >= 0, pos, 0)).reset_index(drop=True)
+    if pd.api.types.is_bool_dtype(taken.dtype):
+        taken = taken.astype("boolean")
+    elif pd.api.types.is_integer_dtype(taken.dtype):
+        taken = taken.astype("Int64")
+    return taken.where(pd.Series(pos >= 0), None) if taken.dtype == object else taken.mask(pd.Series(pos < 0))
+
+
+def build_golden_records(
+    records: pd.DataFrame,
+    xref: pd.DataFrame,
+    config: SurvivorshipConfig,
+    previous_golden: pd.DataFrame | None,
+    run_id: str,
+    business_date: date,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(golden_customer, customer_systems) for the golden IDs of ``xref`` (record_key -> golden_id)."""
+    recs = prepare_records(records)
+    gid_of = recs[["record_key"]].merge(xref[["record_key", "golden_id"]], on="record_key", how="left")["golden_id"]
+    missing = int(gid_of.isna().sum())
+    if missing:
+        log.warning("survivorship: %d records have no golden ID in the xref and are left out", missing)
+    gcode, uniques = pd.factorize(gid_of, sort=True)
+    golden_ids = np.asarray(uniques, dtype=object)
+    n_golden = len(golden_ids)
+    n = len(recs)
+
+    trust = recs["source_trust"].fillna(0).to_numpy(dtype=np.int64) if "source_trust" in recs else np.zeros(n, np.int64)
+    if config.source_trust:
+        override = recs["source_system"].map(config.source_trust)
+        trust = np.where(override.notna(), override.fillna(0).to_numpy(dtype=np.int64), trust)
+    tiebreak = sorted_factorize(recs["record_key"].to_numpy(dtype=object))[0]
+    recency = recency_rank(recs)
+    flags = flag_pairs(recs, config.flag_columns)
+
+    columns: dict[str, pd.Series | np.ndarray] = {"golden_id": golden_ids}
+    for attr, rule in config.attributes.items():
+        validity = validity_score(recs, rule, config)
+        penalized = has_any_flag(flags, rule.penalty_flags, n)
+        keys = rank_keys(recs, rule, validity, penalized, trust, recency, gcode)
+        pos = first_per_group(gcode, validity > 0, keys, tiebreak)
+        pos = np.concatenate([pos, np.full(n_golden - len(pos), -1, np.int64)])
+        for col in rule.columns:
+            columns[col] = _take(recs[col], pos) if col in recs else _nulls(n_golden)
+        for suffix, src in zip(LINEAGE_SUFFIXES, ("source_system", "source_record_id", "updated_at"), strict=True):
+            columns[attr + suffix] = _take(recs[src], pos) if src in recs else _nulls(n_golden)
+
+    for name, list_rule in config.lists.items():
+        columns[name] = collect_list(recs, list_rule, gcode, n_golden)
+
+    names, counts = system_counts(gcode, recs["source_system"], n_golden)
+    columns["n_records"] = counts.sum(axis=1).astype(np.int64)
+    columns["systems"] = group_lists(gcode, recs["source_system"].to_numpy(dtype=object), n_golden)
+    for i, system in enumerate(names):
+        columns[f"n_{system}"] = counts[:, i].astype(np.int64)
+    columns["quality_flags"] = group_lists(gcode[flags[0]], flags[1], n_golden)
+
+    golden = pd.DataFrame(columns)
+    golden = _seen_dates(golden, previous_golden, run_id, business_date)
+    systems_long = customer_systems(recs, gcode, golden_ids, names, counts)
+    log.info("survivorship: %d golden records from %d source records", n_golden, n)
+    return golden, systems_long
+
+
+def _seen_dates(golden: pd.DataFrame, previous: pd.DataFrame | None, run_id: str, business_date: date) -> pd.DataFrame:
+    """first_seen_* carried over from the previous golden record of the same ID; last_seen_* is this run.
+
+    Dates are ``datetime64[ns]`` at midnight in pandas and ``date32`` in the published master.
+    """
+    today = pd.Timestamp(business_date)
+    first_run = pd.Series(run_id, index=golden.index, dtype=object)
+    first_date = pd.Series(today, index=golden.index, dtype="datetime64[ns]")
+    if previous is not None and len(previous) and "first_seen_run" in previous.columns:
+        prev = previous.drop_duplicates("golden_id").set_index("golden_id")
+        carried_run = golden["golden_id"].map(prev["first_seen_run"])
+        carried_date = pd.to_datetime(golden["golden_id"].map(prev["first_seen_date"]), errors="coerce")
+        first_run = carried_run.where(carried_run.notna(), first_run).astype(object)
+        first_date = carried_date.fillna(today).astype("datetime64[ns]")
+    return golden.assign(
+        first_seen_run=first_run.to_numpy(),
+        first_seen_date=first_date.to_numpy(),
+        last_seen_run=run_id,
+        last_seen_date=pd.Series(today, index=golden.index, dtype="datetime64[ns]"),
+    )

@@ -1,0 +1,178 @@
+"""Vectorized survivorship ranking: score candidates, sort once, keep the first per golden ID.
+
+Every function here is pure and works on whole columns; no per-record or per-cluster
+Python. Records are addressed by position (``0..n-1``) and golden IDs by a dense code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from schemas.survivorship import AttributeRule, SurvivorshipConfig
+
+__all__ = [
+    "explode_values",
+    "first_per_group",
+    "flag_pairs",
+    "has_any_flag",
+    "pack_keys",
+    "rank_keys",
+    "recency_rank",
+    "truthy",
+    "validity_score",
+]
+
+_MOBILE_E164 = r"^\+861[3-9]\d{9}$"
+
+
+def _column(records: pd.DataFrame, name: str) -> pd.Series:
+    if name in records.columns:
+        return records[name]
+    return pd.Series(None, index=records.index, dtype=object)
+
+
+def truthy(values: pd.Series) -> np.ndarray:
+    """Bool per row: the value is True (null and False are not)."""
+    return values.isin([True]).to_numpy(dtype=bool)
+
+
+def explode_values(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(row positions, values) of every non-null value of a scalar or list column."""
+    non_null = values.dropna()
+    if len(non_null) == 0:
+        return np.empty(0, np.int64), np.empty(0, object)
+    if not pd.api.types.is_list_like(non_null.iloc[0]):
+        rows = np.flatnonzero(pd.notna(values).to_numpy())
+        return rows.astype(np.int64), values.to_numpy(dtype=object)[rows]
+    arr = pa.array(values.to_numpy(dtype=object), type=pa.list_(pa.string()), from_pandas=True)
+    rows = pc.list_parent_indices(arr).to_numpy()
+    flat = arr.flatten().to_numpy(zero_copy_only=False)
+    keep = pd.notna(flat)
+    return np.asarray(rows, dtype=np.int64)[keep], np.asarray(flat, dtype=object)[keep]
+
+
+def flag_pairs(records: pd.DataFrame, flag_columns: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(row positions, flag) over every flag list column present in ``records``."""
+    parts = [explode_values(records[c]) for c in flag_columns if c in records.columns]
+    if not parts:
+        return np.empty(0, np.int64), np.empty(0, object)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def has_any_flag(pairs: tuple[np.ndarray, np.ndarray], flags: tuple[str, ...], n: int) -> np.ndarray:
+    """Bool per record: it carries at least one of ``flags``."""
+    out = np.zeros(n, dtype=bool)
+    if flags and len(pairs[0]):
+        out[pairs[0][pd.Index(pairs[1]).isin(flags)]] = True
+    return out
+
+
+def validity_score(records: pd.DataFrame, rule: AttributeRule, config: SurvivorshipConfig) -> np.ndarray:
+    """Validity score per record for ``rule`` (0 = not a candidate; higher is better)."""
+    value = _column(records, rule.columns[0])
+    present = value.notna().to_numpy()
+    if rule.validity == "non_null":
+        score: np.ndarray = present.astype(np.int64)
+    elif rule.validity == "id_document":
+        valid = truthy(_column(records, "id_valid"))
+        placeholder = truthy(_column(records, "id_placeholder"))
+        pref = {str(t): len(config.id_type_preference) - i for i, t in enumerate(config.id_type_preference)}
+        rank = _column(records, "id_type").map(pref).fillna(0).to_numpy(dtype=np.int64)
+        score = np.where(valid & ~placeholder, 2 + rank, 1) * present
+    elif rule.validity == "phone":
+        codes, uniques = pd.factorize(value)
+        is_mobile = truthy(pd.Series(uniques, dtype=object).str.match(_MOBILE_E164))
+        mobile = np.where(codes >= 0, np.append(is_mobile, False)[codes], False)
+        score = np.where(mobile, 2, 1) * present
+    elif rule.validity == "address":
+        adcode = _column(records, "adcode").notna().to_numpy()
+        district = _column(records, "district").notna().to_numpy()
+        score = (1 + adcode.astype(np.int64) + (adcode & district)) * present
+    else:  # han_name
+        script = _column(records, "name_script")
+        score = script.map({"han": 3, "mixed": 2}).fillna(1).to_numpy(dtype=np.int64) * present
+    return np.asarray(score, dtype=np.int64)
+
+
+def recency_rank(records: pd.DataFrame) -> np.ndarray:
+    """Dense rank of ``updated_at`` per record (0 = missing or oldest); higher is more recent."""
+    ts = pd.to_datetime(_column(records, "updated_at"), errors="coerce").to_numpy(dtype="datetime64[ns]")
+    values = ts.astype(np.int64)  # NaT is the smallest int64
+    return np.unique(values, return_inverse=True)[1].astype(np.int64).reshape(-1)
+
+
+def rank_keys(
+    records: pd.DataFrame,
+    rule: AttributeRule,
+    validity: np.ndarray,
+    penalized: np.ndarray,
+    trust: np.ndarray,
+    recency: np.ndarray,
+    gcode: np.ndarray,
+) -> list[np.ndarray]:
+    """Sort keys of ``rule.order``, most important first, each "higher is better"."""
+    keys: list[np.ndarray] = []
+    for criterion in rule.order:
+        if criterion == "validity":
+            keys.append(validity * 2 + (~penalized).astype(np.int64))
+        elif criterion == "trust":
+            keys.append(trust)
+        elif criterion == "recency":
+            keys.append(recency)
+        else:  # frequency
+            vcode, _ = pd.factorize(_column(records, rule.columns[0]))
+            pair = gcode.astype(np.int64) * (int(vcode.max(initial=0)) + 2) + (vcode + 1)
+            _, inverse, counts = np.unique(pair, return_inverse=True, return_counts=True)
+            keys.append(np.where(vcode >= 0, counts[inverse], 0).astype(np.int64))
+    return keys
+
+
+def pack_keys(keys: list[np.ndarray], bits: int = 62) -> list[np.ndarray]:
+    """Fold ascending sort keys (most significant first) into as few int64 keys as fit in ``bits``.
+
+    Each key is shifted to start at 0; consecutive keys whose value ranges fit together are
+    combined, so a sort over several small keys becomes a sort over one or two.
+    """
+    packed: list[np.ndarray] = []
+    current: np.ndarray | None = None
+    used = 0
+    for key in keys:
+        k = key.astype(np.int64)
+        if len(k):
+            k = k - k.min()
+        width = max(int(k.max(initial=0)).bit_length(), 1)
+        if current is not None and used + width <= bits:
+            current = (current << width) | k
+            used += width
+        else:
+            if current is not None:
+                packed.append(current)
+            current, used = k, width
+    if current is not None:
+        packed.append(current)
+    return packed
+
+
+def first_per_group(
+    gcode: np.ndarray, candidate: np.ndarray, keys: list[np.ndarray], tiebreak: np.ndarray
+) -> np.ndarray:
+    """Record position of the best candidate per golden code.
+
+    ``keys`` are "higher is better", most important first; ``tiebreak`` is "lower is better".
+    Returns an array ``pos`` of length ``gcode.max()+1`` with -1 where a golden ID has no candidate.
+    """
+    n_groups = int(gcode.max(initial=-1)) + 1
+    out = np.full(n_groups, -1, dtype=np.int64)
+    idx = np.flatnonzero(candidate & (gcode >= 0))
+    if len(idx) == 0:
+        return out
+    ascending = [gcode[idx]] + [-k[idx] for k in keys] + [tiebreak[idx]]
+    order = idx[np.lexsort(pack_keys(ascending)[::-1])]
+    g = gcode[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = g[1:] != g[:-1]
+    out[g[first]] = order[first]
+    return out

@@ -1,0 +1,456 @@
+"""The versioned master: atomic publish, the CURRENT pointer, the run lock, rollback and retention.
+
+Layout under ``master_dir``::
+
+    .lock                     fcntl lock held by the running publisher (holder: pid, start time)
+    CURRENT                   name of the published version (switched with os.replace)
+    versions/<run_id>/        <table>.parquet for every master table, master.duckdb, manifest.json
+    versions/<run_id>.partial a publish in progress (or killed); removed by the next publish
+
+A version is written completely under ``.partial``, fsynced, renamed into place, and only
+then named in ``CURRENT``. A run killed at any point leaves the previous version and
+``CURRENT`` as they were. Readers open the version ``CURRENT`` names and never see a
+half-written one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import socket
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mdm.errors import MdmError, PublishError, RunLockedError
+from schemas.master import MASTER_TABLES, REQUIRED_TABLES, conform_table, empty_table
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "MasterNotFoundError",
+    "PreviousMaster",
+    "VersionInfo",
+    "current_version",
+    "list_versions",
+    "load_previous",
+    "master_lock",
+    "open_master",
+    "publish_master",
+    "rollback",
+    "verify_version",
+]
+
+MANIFEST = "manifest.json"
+DUCKDB_FILE = "master.duckdb"
+CURRENT = "CURRENT"
+LOCK = ".lock"
+PARTIAL = ".partial"
+DELETING = ".deleting"
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_CHUNK = 1 << 20
+
+
+class MasterNotFoundError(MdmError):
+    """No master has been published yet (or CURRENT names a version that is gone)."""
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """A complete published version."""
+
+    name: str
+    path: Path
+    sequence: int
+    published_at: str
+    rows: dict[str, int]
+
+
+@dataclass(frozen=True)
+class PreviousMaster:
+    """The tables of the current master a new run builds on."""
+
+    version: str
+    path: Path
+    xref: pd.DataFrame
+    registry: pd.DataFrame
+    golden: pd.DataFrame
+    run_log: pd.DataFrame
+
+
+# --------------------------------------------------------------------------- file primitives
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_parquet_file(table: pa.Table, path: Path) -> None:
+    """Write one table as Parquet (the single place a master Parquet file is written)."""
+    pq.write_table(table, path, compression="zstd")
+    _fsync_file(path)
+
+
+def write_duckdb_file(tables: Mapping[str, pa.Table], path: Path) -> None:
+    """Write every table into one DuckDB file (the single place the master database is written)."""
+    con = duckdb.connect(str(path))
+    try:
+        for name, table in tables.items():
+            con.register("_publish_src", table)
+            con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _publish_src')
+            con.unregister("_publish_src")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    _fsync_file(path)
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+# --------------------------------------------------------------------------- lock
+
+_held: dict[Path, tuple[int, int]] = {}
+_held_guard = threading.Lock()
+
+
+def _holder_text(fd: int) -> str:
+    os.lseek(fd, 0, os.SEEK_SET)
+    raw = os.read(fd, 4096).decode("utf-8", "replace")
+    try:
+        info = json.loads(raw)
+    except ValueError:
+        return "holder unknown"
+    return f"pid {info.get('pid')}, started {info.get('started_at')} on host {info.get('host')}"
+
+
+@contextmanager
+def master_lock(master_dir: Path) -> Iterator[None]:
+    """Hold the exclusive run lock on ``master_dir`` (non-blocking; re-entrant in one process).
+
+    Raises :class:`RunLockedError` naming the holder when another process holds it. The
+    lock is an ``flock`` on ``master_dir/.lock``: the kernel frees it when the holder dies.
+    """
+    master_dir = Path(master_dir)
+    master_dir.mkdir(parents=True, exist_ok=True)
+    key = master_dir.resolve()
+    with _held_guard:
+        if key in _held:
+            fd, depth = _held[key]
+            _held[key] = (fd, depth + 1)
+            reentered = True
+        else:
+            reentered = False
+    if reentered:
+        try:
+            yield
+        finally:
+            with _held_guard:
+                fd, depth = _held[key]
+                _held[key] = (fd, depth - 1)
+        return
+    fd = os.open(key / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _holder_text(fd)
+        os.close(fd)
+        raise RunLockedError(
+            f"another run holds the lock on the master at {key} ({holder}); wait for it to finish. "
+            "If that process no longer runs, the lock is already free: just retry."
+        ) from None
+    try:
+        info = {
+            "pid": os.getpid(),
+            "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "host": socket.gethostname(),
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        with _held_guard:
+            _held[key] = (fd, 1)
+        yield
+    finally:
+        with _held_guard:
+            _held.pop(key, None)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------- versions
+
+
+def _versions_dir(master_dir: Path) -> Path:
+    return Path(master_dir) / "versions"
+
+
+def _read_manifest(path: Path) -> dict[str, object] | None:
+    try:
+        data = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def list_versions(master_dir: Path) -> list[VersionInfo]:
+    """Every complete version, oldest first (by publish sequence)."""
+    root = _versions_dir(master_dir)
+    if not root.is_dir():
+        return []
+    out: list[VersionInfo] = []
+    for path in root.iterdir():
+        if not path.is_dir() or path.name.endswith((PARTIAL, DELETING)):
+            continue
+        manifest = _read_manifest(path)
+        if manifest is None:
+            continue
+        tables = manifest.get("tables", {})
+        rows = {k: int(v["rows"]) for k, v in tables.items()} if isinstance(tables, dict) else {}
+        seq = manifest.get("sequence", 0)
+        out.append(
+            VersionInfo(
+                name=path.name,
+                path=path,
+                sequence=seq if isinstance(seq, int) else 0,
+                published_at=str(manifest.get("published_at", "")),
+                rows=rows,
+            )
+        )
+    return sorted(out, key=lambda v: (v.sequence, v.name))
+
+
+def current_version(master_dir: Path) -> Path | None:
+    """Folder of the published version ``CURRENT`` names, or None before the first publish."""
+    pointer = Path(master_dir) / CURRENT
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    path = _versions_dir(master_dir) / name
+    if not name or _read_manifest(path) is None:
+        raise MasterNotFoundError(
+            f"{pointer} names version {name!r}, which is missing or incomplete; "
+            "run `mdm versions` and `mdm rollback VERSION` to point it at a complete version"
+        )
+    return path
+
+
+def verify_version(path: Path) -> None:
+    """Check every file of a version against its manifest (size and SHA-256); raise PublishError if not."""
+    manifest = _read_manifest(path)
+    if manifest is None:
+        raise PublishError(f"version {path.name} has no readable manifest; it cannot be used")
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise PublishError(f"version {path.name} has a manifest without a file list; it cannot be used")
+    for name, meta in files.items():
+        file = path / name
+        if not file.is_file() or file.stat().st_size != meta["bytes"] or _sha256(file) != meta["sha256"]:
+            raise PublishError(f"version {path.name}: file {name} is missing or does not match its checksum")
+
+
+def open_master(master_dir: Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection to the current version's ``master.duckdb``."""
+    path = current_version(master_dir)
+    if path is None:
+        raise MasterNotFoundError(f"no master has been published under {master_dir} yet; run `mdm run` first")
+    return duckdb.connect(str(path / DUCKDB_FILE), read_only=read_only)
+
+
+def load_previous(master_dir: Path) -> PreviousMaster | None:
+    """The current master's xref, registry, golden records and run log, or None before the first publish."""
+    path = current_version(master_dir)
+    if path is None:
+        return None
+
+    def read(table: str) -> pd.DataFrame:
+        file = path / f"{table}.parquet"
+        if not file.is_file():
+            return empty_table(MASTER_TABLES[table]).to_pandas()
+        return pq.read_table(file).to_pandas(date_as_object=False)
+
+    return PreviousMaster(
+        version=path.name,
+        path=path,
+        xref=read("customer_xref"),
+        registry=read("golden_id_registry"),
+        golden=read("golden_customer"),
+        run_log=read("run_log"),
+    )
+
+
+# --------------------------------------------------------------------------- publish
+
+
+def _remove_tree(path: Path) -> None:
+    """Rename out of the way first (atomic), then delete: a kill mid-delete leaves a *.deleting folder."""
+    target = path if path.name.endswith(DELETING) else path.with_name(path.name + DELETING)
+    if target != path:
+        os.rename(path, target)
+    shutil.rmtree(target, ignore_errors=True)
+
+
+def _clean_leftovers(root: Path) -> None:
+    for path in root.iterdir():
+        if path.is_dir() and path.name.endswith((PARTIAL, DELETING)):
+            log.warning("removing leftover folder %s of an interrupted publish", path.name)
+            _remove_tree(path)
+
+
+def _prune(master_dir: Path, keep_versions: int) -> list[str]:
+    versions = list_versions(master_dir)
+    current = current_version(master_dir)
+    keep = {v.name for v in versions[-keep_versions:]}
+    if current is not None:
+        keep.add(current.name)
+    removed = [v.name for v in versions if v.name not in keep]
+    for name in removed:
+        _remove_tree(_versions_dir(master_dir) / name)
+    if removed:
+        _fsync_dir(_versions_dir(master_dir))
+        log.info("retention: removed %d old master version(s): %s", len(removed), ", ".join(removed))
+    return removed
+
+
+def _conform_all(tables: Mapping[str, pa.Table | pd.DataFrame]) -> dict[str, pa.Table]:
+    unknown = sorted(set(tables) - set(MASTER_TABLES))
+    if unknown:
+        raise PublishError(f"unknown master table(s) {', '.join(unknown)}; schemas/master.py lists the tables")
+    missing = [t for t in REQUIRED_TABLES if t not in tables]
+    if missing:
+        raise PublishError(f"cannot publish without table(s) {', '.join(missing)}")
+    return {
+        name: conform_table(spec, tables[name]) if name in tables else empty_table(spec)
+        for name, spec in MASTER_TABLES.items()
+    }
+
+
+def publish_master(
+    master_dir: Path, run_id: str, tables: Mapping[str, pa.Table | pd.DataFrame], keep_versions: int
+) -> Path:
+    """Publish ``tables`` as version ``run_id`` and make it current; return the version folder.
+
+    Steps: check every table against its schema; write Parquet files, ``master.duckdb`` and
+    ``manifest.json`` into ``versions/<run_id>.partial``; fsync; rename to ``versions/<run_id>``;
+    switch ``CURRENT`` atomically; prune versions beyond ``keep_versions`` (never the current).
+    """
+    if not _RUN_ID.match(run_id) or run_id.endswith((PARTIAL, DELETING)):
+        raise PublishError(f"run id {run_id!r} is not a valid version name (letters, digits, '.', '_', '-')")
+    if keep_versions < 1:
+        raise PublishError("keep_versions must be at least 1")
+    conformed = _conform_all(tables)
+    master_dir = Path(master_dir)
+    with master_lock(master_dir):
+        root = _versions_dir(master_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        _clean_leftovers(root)
+        final = root / run_id
+        if final.exists():
+            raise PublishError(f"version {run_id} is already published; every run needs a new run id")
+        previous = list_versions(master_dir)
+        sequence = (previous[-1].sequence + 1) if previous else 1
+        partial = root / (run_id + PARTIAL)
+        partial.mkdir()
+        files: dict[str, dict[str, object]] = {}
+        for name, table in conformed.items():
+            write_parquet_file(table, partial / f"{name}.parquet")
+        write_duckdb_file(conformed, partial / DUCKDB_FILE)
+        for file in sorted(partial.iterdir()):
+            files[file.name] = {"bytes": file.stat().st_size, "sha256": _sha256(file)}
+        manifest = {
+            "run_id": run_id,
+            "sequence": sequence,
+            "published_at": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
+            "tables": {
+                name: {"rows": t.num_rows, "file": f"{name}.parquet", "columns": t.column_names}
+                for name, t in conformed.items()
+            },
+            "files": files,
+        }
+        (partial / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+        _fsync_file(partial / MANIFEST)
+        _fsync_dir(partial)
+        os.rename(partial, final)
+        _fsync_dir(root)
+        _write_text_atomic(master_dir / CURRENT, run_id + "\n")
+        log.info(
+            "published master version %s (%d golden customers, %d source records)",
+            run_id,
+            conformed["golden_customer"].num_rows,
+            conformed["customer_xref"].num_rows,
+        )
+        try:
+            _prune(master_dir, keep_versions)
+        except OSError as e:  # the new version is published; a failed clean-up must not hide that
+            log.warning("retention could not remove old versions (%s); the next publish retries", e)
+    return final
+
+
+def rollback(master_dir: Path, version: str | None = None) -> Path:
+    """Point ``CURRENT`` at ``version`` (default: the version published before the current one)."""
+    master_dir = Path(master_dir)
+    with master_lock(master_dir):
+        versions = list_versions(master_dir)
+        current = current_version(master_dir)
+        if version is None:
+            if current is None:
+                raise MasterNotFoundError(f"no master has been published under {master_dir}; nothing to roll back")
+            names = [v.name for v in versions]
+            idx = names.index(current.name) if current.name in names else len(names)
+            if idx == 0:
+                raise PublishError(
+                    f"version {current.name} is the oldest kept version; there is nothing earlier to roll back to"
+                )
+            target = versions[idx - 1]
+        else:
+            found = [v for v in versions if v.name == version]
+            if not found:
+                kept = ", ".join(v.name for v in versions) or "none"
+                raise PublishError(f"version {version!r} is not a complete published version (kept: {kept})")
+            target = found[0]
+        verify_version(target.path)
+        _write_text_atomic(master_dir / CURRENT, target.name + "\n")
+        log.info(
+            "rolled the master back from %s to %s", current.name if current is not None else "nothing", target.name
+        )
+        return target.path
