@@ -1,0 +1,134 @@
+"""Encryption at rest: keys, encrypted DuckDB and Parquet files, wrong keys, rotation."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+from typer.testing import CliRunner
+
+from mdm.crypto import (
+    _HEADER,
+    connect_duckdb,
+    is_encrypted,
+    load_key,
+    read_parquet_encrypted,
+    write_duckdb_tables,
+    write_parquet_encrypted,
+)
+from mdm.errors import SecurityError
+from tests.test_mart_query import RAW_IDS, RAW_NAMES, RAW_PHONES, master_tables, write_config
+
+KEY = b"old-master-key-0123456789"
+NEW = b"new-master-key-9876543210"
+PII = [s.encode() for s in (*RAW_IDS, *RAW_PHONES, *RAW_NAMES)]
+
+
+def test_load_key_from_env_and_missing_key_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MDM_MASTER_KEY", KEY.decode())
+    assert load_key() == KEY
+    monkeypatch.delenv("MDM_MASTER_KEY")
+    monkeypatch.delenv("MDM_MASTER_KEY_BLOCK", raising=False)
+    assert load_key(required=False) is None
+    with pytest.raises(SecurityError, match="MDM_MASTER_KEY"):
+        load_key()
+    monkeypatch.setenv("MDM_MASTER_KEY", "short")
+    with pytest.raises(SecurityError, match="too short"):
+        load_key()
+
+
+def test_encrypted_duckdb_has_no_plaintext_and_needs_the_key(tmp_path: Path) -> None:
+    tables = master_tables()
+    plain = write_duckdb_tables(tmp_path / "plain.duckdb", tables, None)
+    assert any(p in plain.read_bytes() for p in PII)  # control: the scan can see plaintext
+    enc = write_duckdb_tables(tmp_path / "master.duckdb", tables, KEY)
+    data = enc.read_bytes()
+    assert all(p not in data for p in PII)
+    assert is_encrypted(enc) and not is_encrypted(plain)
+    with pytest.raises(duckdb.Error):
+        duckdb.connect(str(enc), read_only=True)
+    with pytest.raises(SecurityError, match="set MDM_MASTER_KEY"):
+        connect_duckdb(enc, None)
+    with pytest.raises(SecurityError, match="cannot be decrypted with the key in MDM_MASTER_KEY"):
+        connect_duckdb(enc, NEW)
+    con = connect_duckdb(enc, KEY)
+    assert con.execute("SELECT id_number FROM golden_customer ORDER BY 1").fetchall() == [(i,) for i in RAW_IDS]
+    con.close()
+
+
+def test_encrypted_parquet_roundtrip_wrong_key_and_tamper(tmp_path: Path) -> None:
+    table = master_tables()["golden_customer"]
+    path = write_parquet_encrypted(table, tmp_path / "golden_customer.parquet", KEY)
+    assert is_encrypted(path) and all(p not in path.read_bytes() for p in PII)
+    assert read_parquet_encrypted(path, KEY).equals(table)
+    with pytest.raises(SecurityError, match="cannot be decrypted with the key in MDM_MASTER_KEY"):
+        read_parquet_encrypted(path, NEW)
+    raw = bytearray(path.read_bytes())
+    raw[-5] ^= 1
+    path.write_bytes(bytes(raw))
+    with pytest.raises(SecurityError, match="integrity"):
+        read_parquet_encrypted(path, KEY)
+
+
+def test_large_file_spans_segments_and_truncation_is_detected(tmp_path: Path) -> None:
+    table = pa.table({"x": [os.urandom(8).hex() for _ in range(200_000)]})  # incompressible: several segments
+    path = write_parquet_encrypted(table, tmp_path / "big.parquet", KEY)
+    assert read_parquet_encrypted(path, KEY).num_rows == 200_000
+    data = path.read_bytes()
+    assert len(data) > (1 << 20) + 1000
+    path.write_bytes(data[: _HEADER.size + (1 << 20) + 16])  # header + exactly one whole sealed segment
+    with pytest.raises(SecurityError):
+        read_parquet_encrypted(path, KEY)
+
+
+def _encrypted_master(root: Path) -> Path:
+    folder = root / "master" / "versions" / "r1"
+    folder.mkdir(parents=True)
+    tables = master_tables()
+    for name, table in tables.items():
+        write_parquet_encrypted(table, folder / f"{name}.parquet", KEY)
+    write_duckdb_tables(folder / "master.duckdb", tables, KEY)
+    import hashlib
+
+    files = {f.name: {"bytes": f.stat().st_size, "sha256": hashlib.sha256(f.read_bytes()).hexdigest()}
+             for f in folder.iterdir()}
+    (folder / "manifest.json").write_text(json.dumps({"run_id": "r1", "sequence": 1, "files": files}))
+    (root / "master" / "CURRENT").write_text("r1\n")
+    (root / "state").mkdir()
+    write_parquet_encrypted(tables["quarantine"], root / "state" / "held.parquet", KEY)
+    return folder
+
+
+def test_rotation_keeps_data_readable_with_new_key_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mdm.cli import app
+    from pipelines.publish import verify_version
+
+    folder = _encrypted_master(tmp_path)
+    config = write_config(tmp_path)
+    monkeypatch.setenv("MDM_MASTER_KEY", KEY.decode())
+    monkeypatch.setenv("MDM_MASTER_KEY_NEW", NEW.decode())
+    runner = CliRunner()
+    assert runner.invoke(app, ["keys", "check", "--config", str(config)]).exit_code == 0
+    result = runner.invoke(app, ["keys", "rotate", "--config", str(config), "--user", "ops"])
+    assert result.exit_code == 0, result.output
+    assert "re-encrypted 8 file" in result.output  # 6 Parquet + master.duckdb + state file
+    for file in [*folder.glob("*.parquet"), tmp_path / "state" / "held.parquet"]:
+        assert read_parquet_encrypted(file, NEW).equals(master_tables()[file.stem] if file.stem != "held"
+                                                        else master_tables()["quarantine"])
+        with pytest.raises(SecurityError):
+            read_parquet_encrypted(file, KEY)
+    con = connect_duckdb(folder / "master.duckdb", NEW)
+    assert con.execute("SELECT count(*) FROM source_records").fetchone() == (3,)
+    con.close()
+    with pytest.raises(SecurityError):
+        connect_duckdb(folder / "master.duckdb", KEY)
+    verify_version(folder)  # manifest checksums were refreshed
+    assert runner.invoke(app, ["keys", "check", "--config", str(config)]).exit_code == 1  # old key no longer opens
+    monkeypatch.setenv("MDM_MASTER_KEY", NEW.decode())
+    assert runner.invoke(app, ["keys", "check", "--config", str(config)]).exit_code == 0
+    again = runner.invoke(app, ["keys", "rotate", "--config", str(config)])  # resumable: nothing left to do
+    assert again.exit_code != 0 or "re-encrypted 0" in again.output
