@@ -54,7 +54,8 @@ class NightlyRun:
         self.config = config
         self.business_date = business_date
         self.run_id = steps.new_run_id(business_date)
-        self.folder = RunFolder.create(config.runs_dir, self.run_id, business_date)
+        self.key = config.master_key()  # fails here, before anything is read, when the key is missing
+        self.folder = RunFolder.create(config.runs_dir, self.run_id, business_date, self.key)
         self.metrics = RunMetrics()
         self.report = RunReport(run_id=self.run_id, business_date=business_date.isoformat())
         self.only_sources = only_sources
@@ -66,7 +67,7 @@ class NightlyRun:
         try:
             canonical, quarantine, outcomes = self.extract()
             std = self.standardize(canonical, outcomes)
-            previous, constraints = tasks.load_previous(self.config), tasks.load_constraints(self.config)
+            previous, constraints = tasks.load_previous(self.config, self.key), tasks.load_constraints(self.config)
             matched = self.match(std, constraints)
             golden = self.golden(std, matched, previous)
             self.publish(std, matched, golden, quarantine, previous, outcomes)
@@ -77,11 +78,19 @@ class NightlyRun:
             logger.error("run %s failed: %s; the published master is unchanged", self.run_id, err)
             raise
         finally:
+            steps.audit(self.config, "run", f"run:{self.run_id}", {
+                "business_date": self.business_date.isoformat(), "status": self.report.status,
+                "master_version": self.report.master_version})
             self.report.steps = self.metrics.as_rows()
             path = self.report.write(self.folder.report_dir)
-            self.report.publish_artifact()
+            artifact = self.report.publish_artifact()
             logger.info("run report: %s", path)
-        return {"run_id": self.run_id, "report": str(path), "master_version": self.report.master_version}
+        return {
+            "run_id": self.run_id,
+            "report": str(path),
+            "master_version": self.report.master_version,
+            "artifact_id": artifact,
+        }
 
     # -- the steps -------------------------------------------------------------------------
 
@@ -157,8 +166,14 @@ class NightlyRun:
         with self.metrics.step("publish"):
             run_log = self._run_log(previous, outcomes, len(golden.golden))
             tables = steps.assemble_master_tables(std, matched, golden, quarantine, run_log)
-            version = tasks.publish(self.config, self.run_id, tables)
+            version = tasks.publish(self.config, self.run_id, tables, self.key)
         self.report.master_version = version
+        steps.audit(self.config, "publish", f"master:{self.run_id}", {
+            "golden_customers": len(golden.golden), "source_records": len(std)})
+        with self.metrics.step("analyst mart"):
+            self.report.mart_version = tasks.analyst_mart(self.config, version, self.key)
+        with self.metrics.step("review queue"):
+            self.report.review_sync = tasks.review_queue(self.config, tables, self.run_id)
 
     def _run_log(self, previous: Any, outcomes: dict[str, steps.SourceOutcome], n_golden: int) -> pd.DataFrame:
         row = pd.DataFrame(
@@ -178,7 +193,8 @@ class NightlyRun:
         )
         prev = getattr(previous, "run_log", None)
         if prev is not None and len(prev):
-            return pd.concat([prev, row], ignore_index=True)
+            row = pd.concat([prev, row], ignore_index=True)
+        row["business_date"] = pd.to_datetime(row["business_date"]).dt.date
         return row
 
 

@@ -22,13 +22,14 @@ import os
 import re
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mdm.crypto import read_parquet_any, write_parquet_encrypted
 from mdm.errors import ConfigError, MdmError
 from pipelines.extract.result import ExtractResult
 from pipelines.extract.scan import file_sha256
@@ -63,8 +64,17 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
     _write_once(path, lambda tmp: tmp.write_text(json.dumps(payload, ensure_ascii=False, indent=2), encoding="utf-8"))
 
 
-def _write_parquet(path: Path, table: pa.Table) -> None:
-    _write_once(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+def _write_parquet(path: Path, table: pa.Table, key: bytes | None = None) -> None:
+    """Parquet written once; encrypted (AES-GCM envelope) when ``key`` is given, since landing holds raw PII."""
+    if key is None:
+        _write_once(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+    else:
+        _write_once(path, lambda tmp: write_parquet_encrypted(table, tmp, key))
+
+
+def read_landing(path: Path, key: bytes | None) -> pa.Table:
+    """Read a landing or quarantine Parquet written by this module (decrypting when needed)."""
+    return read_parquet_any(path, key)
 
 
 @dataclass(frozen=True)
@@ -74,11 +84,12 @@ class RunFolder:
     root: Path
     run_id: str
     business_date: dt.date
+    key: bytes | None = field(default=None, repr=False)
 
     @classmethod
-    def create(cls, runs_dir: Path, run_id: str, business_date: dt.date) -> RunFolder:
+    def create(cls, runs_dir: Path, run_id: str, business_date: dt.date, key: bytes | None = None) -> RunFolder:
         _check_run_id(run_id)
-        folder = cls(root=Path(runs_dir) / run_id, run_id=run_id, business_date=business_date)
+        folder = cls(root=Path(runs_dir) / run_id, run_id=run_id, business_date=business_date, key=key)
         for sub in (folder.landing_dir, folder.quarantine_dir, folder.quality_dir, folder.report_dir):
             sub.mkdir(parents=True, exist_ok=True)
         logger.info("run folder %s ready", folder.root)
@@ -113,7 +124,7 @@ class RunFolder:
         :func:`find_last_good_landing` offers for carry-forward.
         """
         path = self.landing_path(result.system)
-        _write_parquet(path, result.canonical)
+        _write_parquet(path, result.canonical, self.key)
         sha, size = file_sha256(path)
         manifest = {
             "manifest_version": MANIFEST_VERSION,
@@ -143,7 +154,7 @@ class RunFolder:
             if parts
             else QUARANTINE_SCHEMA.empty_table()
         )
-        _write_parquet(self.quarantine_dir / "quarantine.parquet", table)
+        _write_parquet(self.quarantine_dir / "quarantine.parquet", table, self.key)
         logger.info("quarantine: %d rows", table.num_rows)
         return table
 

@@ -35,6 +35,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mdm.crypto import connect_duckdb, read_parquet_any, write_duckdb_tables, write_parquet_encrypted
 from mdm.errors import MdmError, PublishError, RunLockedError
 from schemas.master import MASTER_TABLES, REQUIRED_TABLES, conform_table, empty_table
 
@@ -44,6 +45,7 @@ __all__ = [
     "MasterNotFoundError",
     "PreviousMaster",
     "VersionInfo",
+    "connect_version",
     "current_version",
     "list_versions",
     "load_previous",
@@ -118,24 +120,27 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_parquet_file(table: pa.Table, path: Path) -> None:
-    """Write one table as Parquet (the single place a master Parquet file is written)."""
-    pq.write_table(table, path, compression="zstd")
+def write_parquet_file(table: pa.Table, path: Path, key: bytes | None = None) -> None:
+    """Write one table as Parquet, encrypted when ``key`` is given (the single place a master Parquet is written)."""
+    if key is not None:
+        write_parquet_encrypted(table, path, key)
+    else:
+        pq.write_table(table, path, compression="zstd")
     _fsync_file(path)
 
 
-def write_duckdb_file(tables: Mapping[str, pa.Table], path: Path) -> None:
-    """Write every table into one DuckDB file (the single place the master database is written)."""
-    con = duckdb.connect(str(path))
-    try:
-        for name, table in tables.items():
-            con.register("_publish_src", table)
-            con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _publish_src')
-            con.unregister("_publish_src")
-        con.execute("CHECKPOINT")
-    finally:
-        con.close()
+def write_duckdb_file(tables: Mapping[str, pa.Table], path: Path, key: bytes | None = None) -> None:
+    """Write every table into one DuckDB file, encrypted when ``key`` is given."""
+    write_duckdb_tables(path, tables, key)
     _fsync_file(path)
+
+
+def connect_version(master_dir: Path, version: str, key: bytes | None = None) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to one published version's database (decrypted with ``key``)."""
+    path = _versions_dir(Path(master_dir)) / version / DUCKDB_FILE
+    if not path.is_file():
+        raise MasterNotFoundError(f"master version {version!r} has no database under {master_dir}")
+    return connect_duckdb(path, key, read_only=True)
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
@@ -289,15 +294,15 @@ def verify_version(path: Path) -> None:
             raise PublishError(f"version {path.name}: file {name} is missing or does not match its checksum")
 
 
-def open_master(master_dir: Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection to the current version's ``master.duckdb``."""
+def open_master(master_dir: Path, read_only: bool = True, key: bytes | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection to the current version's ``master.duckdb`` (decrypted with ``key``)."""
     path = current_version(master_dir)
     if path is None:
         raise MasterNotFoundError(f"no master has been published under {master_dir} yet; run `mdm run` first")
-    return duckdb.connect(str(path / DUCKDB_FILE), read_only=read_only)
+    return connect_duckdb(path / DUCKDB_FILE, key, read_only=read_only)
 
 
-def load_previous(master_dir: Path) -> PreviousMaster | None:
+def load_previous(master_dir: Path, key: bytes | None = None) -> PreviousMaster | None:
     """The current master's xref, registry, golden records and run log, or None before the first publish."""
     path = current_version(master_dir)
     if path is None:
@@ -307,7 +312,7 @@ def load_previous(master_dir: Path) -> PreviousMaster | None:
         file = path / f"{table}.parquet"
         if not file.is_file():
             return empty_table(MASTER_TABLES[table]).to_pandas()
-        return pq.read_table(file).to_pandas(date_as_object=False)
+        return read_parquet_any(file, key).to_pandas(date_as_object=False)
 
     return PreviousMaster(
         version=path.name,
@@ -366,7 +371,11 @@ def _conform_all(tables: Mapping[str, pa.Table | pd.DataFrame]) -> dict[str, pa.
 
 
 def publish_master(
-    master_dir: Path, run_id: str, tables: Mapping[str, pa.Table | pd.DataFrame], keep_versions: int
+    master_dir: Path,
+    run_id: str,
+    tables: Mapping[str, pa.Table | pd.DataFrame],
+    keep_versions: int,
+    key: bytes | None = None,
 ) -> Path:
     """Publish ``tables`` as version ``run_id`` and make it current; return the version folder.
 
@@ -393,8 +402,8 @@ def publish_master(
         partial.mkdir()
         files: dict[str, dict[str, object]] = {}
         for name, table in conformed.items():
-            write_parquet_file(table, partial / f"{name}.parquet")
-        write_duckdb_file(conformed, partial / DUCKDB_FILE)
+            write_parquet_file(table, partial / f"{name}.parquet", key)
+        write_duckdb_file(conformed, partial / DUCKDB_FILE, key)
         for file in sorted(partial.iterdir()):
             files[file.name] = {"bytes": file.stat().st_size, "sha256": _sha256(file)}
         manifest = {

@@ -26,6 +26,7 @@ class RunReport:
     steps: list[dict[str, Any]] = field(default_factory=list)
     master_version: str | None = None
     mart_version: str | None = None
+    review_sync: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, ensure_ascii=False, indent=2, sort_keys=True, default=str)
@@ -65,7 +66,10 @@ class RunReport:
             lines += [f"* {k.replace('_', ' ')}: {_fmt(v)}" for k, v in self.golden.items()]
             lines.append("")
         if self.review_queue_size is not None:
-            lines += [f"Review queue: **{self.review_queue_size:,}** items", ""]
+            lines += [f"Review queue: **{self.review_queue_size:,}** items from this run"
+                      + (f" ({_fmt(self.review_sync)} in the stewards' queue)" if self.review_sync else ""), ""]
+        if self.mart_version:
+            lines += [f"Analyst mart: `{self.mart_version}`", ""]
         if self.steps:
             lines += ["## Time and peak memory per step", "", _table(self.steps), ""]
         return "\n".join(lines)
@@ -77,22 +81,21 @@ class RunReport:
         path.write_text(self.markdown(), encoding="utf-8")
         return path
 
-    def publish_artifact(self) -> None:
-        """Attach the report to the current Prefect flow run (no-op outside a flow run)."""
-        try:
-            from prefect.artifacts import create_markdown_artifact, create_table_artifact
-            from prefect.context import FlowRunContext
-        except ImportError:  # pragma: no cover - prefect is a dependency
-            return
+    def publish_artifact(self) -> str | None:
+        """Attach the report to the current Prefect flow run; returns the markdown artifact's id."""
+        from prefect.artifacts import create_markdown_artifact, create_table_artifact
+        from prefect.context import FlowRunContext
+
         if FlowRunContext.get() is None:
-            return
-        create_markdown_artifact(
+            return None
+        artifact_id = create_markdown_artifact(
             key="nightly-run-report", markdown=self.markdown(), description=f"Run {self.run_id} ({self.status})"
         )
         if self.sources:
             create_table_artifact(key="nightly-rows-per-source", table=self.sources, description="rows per source")
         if self.steps:
             create_table_artifact(key="nightly-step-metrics", table=self.steps, description="time and memory per step")
+        return str(artifact_id)
 
 
 def _fmt(value: Any) -> str:

@@ -16,11 +16,9 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet  # noqa: F401  (pa.parquet)
 
 from mdm.errors import DataQualityError, MdmError, SourceError
-from pipelines.landing import RunFolder, find_last_good_landing
-from pipelines.metrics import RunMetrics
+from pipelines.landing import RunFolder, find_last_good_landing, read_landing, read_manifest
 from schemas.settings import RunConfig
 from schemas.sources import SourceConfig
 
@@ -79,7 +77,7 @@ def reuse_last_landing(config: RunConfig, src: SourceConfig, folder: RunFolder) 
             f"source '{src.system}' was left out of this run but has no earlier good extract to reuse; "
             "run all sources once first"
         )
-    table = pa.parquet.read_table(last)
+    table = read_landing(last, folder.key)
     outcome = SourceOutcome(system=src.system, rows_in=table.num_rows, rows_canonical=table.num_rows)
     outcome.carried_forward_from = str(last)
     return _CarriedForward(table), outcome
@@ -90,7 +88,8 @@ def previous_row_count(runs_dir: Path, system: str, before_run_id: str) -> int |
     landing = find_last_good_landing(runs_dir, system, before_run_id)
     if landing is None:
         return None
-    return int(pa.parquet.ParquetFile(landing).metadata.num_rows)
+    manifest = read_manifest(landing.with_name(f"{system}.manifest.json"))
+    return int(manifest["landing"]["rows"])
 
 
 def extract_and_gate(config: RunConfig, src: SourceConfig, folder: RunFolder) -> tuple[Any, SourceOutcome]:
@@ -121,7 +120,7 @@ def extract_and_gate(config: RunConfig, src: SourceConfig, folder: RunFolder) ->
         log.warning("source %s failed (%s); carrying forward %s", src.system, type(err).__name__, last)
         outcome.gate_failures.append(str(err))
         outcome.carried_forward_from = str(last)
-        table = pa.parquet.read_table(last)
+        table = read_landing(last, folder.key)
         outcome.rows_in = outcome.rows_canonical = table.num_rows
         return _CarriedForward(table), outcome
     folder.write_landing(result)
@@ -235,6 +234,18 @@ def build_golden(
 
 ACCEPTED = ("deterministic", "auto", "must_link")
 
+# The standardized record as kept in the master (raw values beside standardized ones: the
+# customer-360 view and the stewards' evidence); run-local keys (rid) are left out.
+SOURCE_RECORD_COLUMNS = (
+    "record_key", "source_system", "source_record_id", "customer_no", "source_file", "source_line", "source_trust",
+    "name", "name_latin", "id_type_raw", "id_type_declared", "id_number_raw", "gender_raw", "birth_date_raw",
+    "mobile_raw", "phone_raw", "address_raw", "email_raw", "updated_at_raw",
+    "id_type", "id_number", "id_valid", "id_placeholder", "id_key", "name_norm", "name_script", "name_pinyin",
+    "name_fuzzy", "name_latin_key", "gender", "birth_date", "mobile", "phones", "email", "address_norm",
+    "province", "city", "district", "adcode", "road", "house_no", "building", "unit", "room", "updated_at",
+    "quality_flags",
+)
+
 
 def record_links(std: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
     """How each record was linked: its strongest accepted link (or 'singleton')."""
@@ -297,4 +308,36 @@ def assemble_master_tables(
         "review_queue": review.drop(columns=[c for c in ("rid_l", "rid_r") if c in review.columns]),
         "quarantine": quarantine,
         "run_log": run_log,
+        "source_records": std[[c for c in SOURCE_RECORD_COLUMNS if c in std.columns]],
     }
+
+
+def build_analyst_mart(config: RunConfig, version_dir: Path, key: bytes | None) -> Path:
+    """The masked, tokenized copy of the master that analysts query (``mdm query``)."""
+    from mdm.mart import build_mart
+    from schemas.masking import masking_config_from_overrides
+
+    return build_mart(
+        version_dir,
+        config.mart_dir,
+        masking_config_from_overrides(config.model.masking or None),
+        config.token_key(),
+        master_key=key,
+        keep_versions=config.model.keep_versions,
+    )
+
+
+def sync_review_queue(config: RunConfig, tables: dict[str, Any], run_id: str) -> dict[str, int]:
+    """Load this run's review queue into the stewards' store (decided pairs keep their decisions)."""
+    from steward.store import DecisionStore
+
+    review = tables["review_queue"]
+    xref = tables["customer_xref"]
+    with DecisionStore.open(config.state_dir) as store:
+        return store.sync_queue(review, xref, run_id)
+
+
+def audit(config: RunConfig, action: str, target: str, details: dict[str, Any]) -> None:
+    from mdm.audit import AuditLog
+
+    AuditLog.for_state(config.state_dir).append("nightly-run", action, target, details)

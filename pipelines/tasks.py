@@ -7,6 +7,7 @@ only I/O steps retry, and only on I/O errors (a missing file is not retried).
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -47,10 +48,10 @@ def validate_standardized(std: pd.DataFrame, config: RunConfig, folder: RunFolde
 
 
 @task(name="load-previous-master", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_on_io)
-def load_previous(config: RunConfig) -> Any:
+def load_previous(config: RunConfig, key: bytes | None) -> Any:
     from pipelines.publish import load_previous as _load
 
-    return _load(config.master_dir)
+    return _load(config.master_dir, key)
 
 
 @task(name="load-steward-constraints", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_on_io)
@@ -71,7 +72,17 @@ def golden(
 
 
 @task(name="publish", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5, retry_condition_fn=_retry_on_io)
-def publish(config: RunConfig, run_id: str, tables: dict[str, Any]) -> str:
+def publish(config: RunConfig, run_id: str, tables: dict[str, Any], key: bytes | None) -> str:
     from pipelines.publish import publish_master
 
-    return str(publish_master(config.master_dir, run_id, tables, config.model.keep_versions))
+    return str(publish_master(config.master_dir, run_id, tables, config.model.keep_versions, key))
+
+
+@task(name="analyst-mart", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5, retry_condition_fn=_retry_on_io)
+def analyst_mart(config: RunConfig, version_dir: str, key: bytes | None) -> str:
+    return str(steps.build_analyst_mart(config, Path(version_dir), key))
+
+
+@task(name="review-queue", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_on_io)
+def review_queue(config: RunConfig, tables: dict[str, Any], run_id: str) -> dict[str, int]:
+    return steps.sync_review_queue(config, tables, run_id)

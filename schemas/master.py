@@ -191,6 +191,32 @@ CUSTOMER_SYSTEMS = TableSpec(
     required=False,
 )
 
+SOURCE_RECORDS = TableSpec(
+    "source_records",
+    pa.schema(
+        [
+            ("record_key", _STR),
+            ("source_system", _STR),
+            ("source_record_id", _STR),
+            ("source_file", _STR),
+            ("source_line", pa.int64()),
+            ("name", _STR),
+            ("id_number_raw", _STR),
+            ("id_type", _STR),
+            ("id_number", _STR),
+            ("id_valid", pa.bool_()),
+            ("name_norm", _STR),
+            ("birth_date", pa.date32()),
+            ("mobile", _STR),
+            ("phones", _LIST),
+            ("address_norm", _STR),
+            ("quality_flags", _LIST),
+        ]
+    ),
+    open=True,
+    required=False,
+)
+
 MASTER_TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
@@ -203,6 +229,7 @@ MASTER_TABLES: dict[str, TableSpec] = {
         QUARANTINE,
         RUN_LOG,
         CUSTOMER_SYSTEMS,
+        SOURCE_RECORDS,
     )
 }
 REQUIRED_TABLES = tuple(name for name, spec in MASTER_TABLES.items() if spec.required)

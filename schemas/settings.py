@@ -26,7 +26,16 @@ class PathsModel(_Strict):
     sample: str = "../sample"
     runs: str = "../runs"
     master: str = "../master"
+    mart: str = "../mart"
     state: str = "../state"
+
+
+class SecurityModel(_Strict):
+    encrypt_at_rest: bool = Field(
+        True, description="encrypt the raw master and the run folders' Parquet (key in master_key_env)"
+    )
+    master_key_env: str = Field("MDM_MASTER_KEY", description="environment variable holding the encryption key")
+    token_key_env: str = Field("MDM_TOKEN_KEY", description="environment variable holding the analyst-token key")
 
 
 class DemoModel(_Strict):
@@ -43,6 +52,8 @@ class RunConfigModel(_Strict):
     matching: dict[str, Any] = Field(default_factory=dict, description="overrides of the matcher defaults")
     survivorship: dict[str, Any] = Field(default_factory=dict, description="overrides of the survivorship defaults")
     masking: dict[str, Any] = Field(default_factory=dict, description="overrides of the masking rules")
+    ids: dict[str, Any] = Field(default_factory=dict, description="overrides of the ID rules (IdRules)")
+    security: SecurityModel = Field(default_factory=SecurityModel)
 
 
 @dataclass(frozen=True)
@@ -57,7 +68,23 @@ class RunConfig:
     sample_dir: Path
     runs_dir: Path
     master_dir: Path
+    mart_dir: Path
     state_dir: Path
+
+    def master_key(self) -> bytes | None:
+        """The at-rest encryption key (None when encryption is off); a missing key is a clear error."""
+        if not self.model.security.encrypt_at_rest:
+            return None
+        from mdm.crypto import load_key
+
+        return load_key(self.model.security.master_key_env, required=True)
+
+    def token_key(self) -> bytes:
+        from mdm.crypto import load_key
+
+        key = load_key(self.model.security.token_key_env, required=True)
+        assert key is not None
+        return key
 
 
 def _resolve(base: Path, p: str) -> Path:
@@ -89,5 +116,6 @@ def load_run_config(path: Path | str | None = None) -> RunConfig:
         sample_dir=_resolve(base, model.paths.sample),
         runs_dir=_resolve(base, model.paths.runs),
         master_dir=_resolve(base, model.paths.master),
+        mart_dir=_resolve(base, model.paths.mart),
         state_dir=_resolve(base, model.paths.state),
     )

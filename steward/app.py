@@ -6,7 +6,6 @@ admin, server-side sessions that expire, CSRF tokens on every form, sign-in thro
 and an audit entry for every page that shows unmasked ID numbers or phones.
 """
 
-from __future__ import annotations
 
 import hmac
 import logging
@@ -47,7 +46,7 @@ class AppState:
         self.settings = settings
         self.users = UserStore.open(config.state_dir)
         self.decisions = DecisionStore.open(config.state_dir)
-        self.master = MasterReader(config.master_dir)
+        self.master = MasterReader(config.master_dir, config.master_key())
 
     def audit(self, actor: str, action: str, target: str, details: dict[str, Any] | None = None) -> None:
         from mdm.audit import AuditLog

@@ -79,6 +79,12 @@ def _text(v: Any) -> str:
     return str(v)
 
 
+def _as_list(v: Any) -> list[str]:
+    if v is None or (isinstance(v, float) and v != v):
+        return []
+    return [str(x) for x in (v.tolist() if hasattr(v, "tolist") else v)]
+
+
 def _records(con: duckdb.DuckDBPyConnection, keys: list[str]) -> dict[str, dict[str, Any]]:
     frame = con.execute("SELECT * FROM source_records WHERE record_key IN (SELECT unnest(?))", [keys]).df()
     return {r["record_key"]: r for r in frame.to_dict("records")}
@@ -151,8 +157,8 @@ def pair_evidence(con: duckdb.DuckDBPyConnection, key_l: str, key_r: str) -> Pai
         decision=decision,
         rules=rules,
         cluster_members=cluster_members(con, gids),
-        flags_l=list(left.get("quality_flags") or []),
-        flags_r=list(right.get("quality_flags") or []),
+        flags_l=_as_list(left.get("quality_flags")),
+        flags_r=_as_list(right.get("quality_flags")),
     )
 
 

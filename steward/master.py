@@ -19,8 +19,9 @@ class MasterReader:
     request opens it (the old connection is closed once no cursor uses it).
     """
 
-    def __init__(self, master_dir: Path) -> None:
+    def __init__(self, master_dir: Path, key: bytes | None = None) -> None:
         self.master_dir = Path(master_dir)
+        self._key = key
         self._lock = threading.Lock()
         self._version: str | None = None
         self._con: duckdb.DuckDBPyConnection | None = None
@@ -43,12 +44,17 @@ class MasterReader:
                 from pipelines.publish import connect_version
 
                 # The old connection is dropped, not closed: requests still holding its cursors finish first.
-                self._con, self._version = connect_version(self.master_dir, version), version
+                self._con, self._version = connect_version(self.master_dir, version, self._key), version
             return self._con
 
     @contextmanager
     def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        cur = self._connection().cursor()
+        con = self._connection()
+        catalog = con.execute("SELECT current_database()").fetchone()
+        cur = con.cursor()
+        if catalog is not None:
+            # a cursor starts in the default catalog; the (possibly encrypted) master is attached by name
+            cur.execute(f'USE "{catalog[0]}"')
         try:
             yield cur
         finally:

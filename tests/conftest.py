@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +12,11 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Throw-away keys for this test session only (never written anywhere): the master and run
+# folders are encrypted at rest and the analyst mart's tokens are keyed, as in production.
+os.environ.setdefault("MDM_MASTER_KEY", secrets.token_hex(32))
+os.environ.setdefault("MDM_TOKEN_KEY", secrets.token_hex(32))
 DEMO_CONFIG = REPO / "data" / "config"
 
 

@@ -84,14 +84,10 @@ def build_master(master_dir: Path, state_dir: Path) -> dict[str, list[str]]:
 
 
 def write_version(master_dir: Path, version: str, tables: dict[str, pd.DataFrame]) -> None:
-    import duckdb
+    """The database of one master version, encrypted with the session's key like a published one."""
+    from mdm.crypto import load_key, write_duckdb_tables
 
     folder = master_dir / "versions" / version
     folder.mkdir(parents=True)
-    con = duckdb.connect(str(folder / "master.duckdb"))
-    for name, frame in tables.items():
-        con.register("frame", frame)
-        con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
-        con.unregister("frame")
-    con.close()
+    write_duckdb_tables(folder / "master.duckdb", tables, load_key(required=False))
     (master_dir / "CURRENT").write_text(version, encoding="utf-8")

@@ -7,11 +7,11 @@ import hashlib
 import json
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
+from mdm.crypto import connect_duckdb, load_key, read_parquet_any
 from mdm.errors import MdmError, RunLockedError
 
 DAY = dt.date(2026, 11, 23)
@@ -41,7 +41,7 @@ def _digest(folder: Path) -> dict[str, str]:
 def test_flow_publishes_master_report_and_artifact(workspace):
     out = _run(workspace)
     version = _current(workspace)
-    con = duckdb.connect(str(version / "master.duckdb"), read_only=True)
+    con = connect_duckdb(version / "master.duckdb", load_key(), read_only=True)
     n_records = con.execute("SELECT count(*) FROM customer_xref").fetchone()[0]
     n_golden = con.execute("SELECT count(*) FROM golden_customer").fetchone()[0]
     n_quarantine = con.execute("SELECT count(*) FROM quarantine").fetchone()[0]
@@ -60,17 +60,12 @@ def test_flow_publishes_master_report_and_artifact(workspace):
     assert [s["step"] for s in report["steps"]][0].startswith("extract")
     assert all(s["peak_rss_mb"] > 0 for s in report["steps"])
 
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, TaskRunFilter
-    from prefect.client.schemas.sorting import ArtifactSort
+    import httpx
+    from prefect.settings import PREFECT_API_URL
 
-    with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["nightly-run-report"])),
-            flow_run_filter=FlowRunFilter(), task_run_filter=TaskRunFilter(),
-            sort=ArtifactSort.UPDATED_DESC, offset=0, limit=10,
-        )
-    assert any(out["run_id"] in str(a.data) for a in artifacts), [(a.key, str(a.data)[:200]) for a in artifacts]
+    artifact = httpx.get(f"{PREFECT_API_URL.value()}/artifacts/{out['artifact_id']}", timeout=30).json()
+    assert artifact["key"] == "nightly-run-report"
+    assert out["run_id"] in artifact["data"] and "Rows per source" in artifact["data"]
 
 
 def test_missing_extract_fails_the_run_and_keeps_the_master(workspace):
@@ -94,14 +89,26 @@ def test_rerun_of_a_business_date_gives_an_identical_master(workspace):
     second = _current(workspace)
     assert first != second
     for table, key in (("customer_xref", "record_key"), ("golden_customer", "golden_id")):
-        a = pd.read_parquet(first / f"{table}.parquet").sort_values(key).reset_index(drop=True)
-        b = pd.read_parquet(second / f"{table}.parquet").sort_values(key).reset_index(drop=True)
+        a = read_parquet_any(first / f"{table}.parquet", load_key()).to_pandas().sort_values(key).reset_index(drop=True)
+        b = read_parquet_any(second / f"{table}.parquet", load_key()).to_pandas().sort_values(key).reset_index(drop=True)
         run_cols = [c for c in a.columns if c.endswith(("_run", "_run_id"))]
         pd.testing.assert_frame_equal(a.drop(columns=run_cols), b.drop(columns=run_cols))
 
 
 def test_a_second_run_on_the_same_master_is_refused(workspace):
-    from pipelines.publish import master_lock
+    import subprocess
+    import sys
 
-    with master_lock(workspace.master_dir), pytest.raises(RunLockedError):
-        _run(workspace)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\nfrom pipelines.publish import master_lock\n"
+         f"with master_lock({str(workspace.master_dir)!r}):\n    print('held', flush=True)\n    time.sleep(120)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunLockedError, match="lock"):
+            _run(workspace)
+    finally:
+        holder.kill()
+        holder.wait()

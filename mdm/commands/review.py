@@ -67,7 +67,7 @@ def show(item_id: str, config: ConfigOpt = None, steward: StewardOpt = None) -> 
         item = store.item(item_id)
     finally:
         store.close()
-    reader = MasterReader(cfg.master_dir)
+    reader = MasterReader(cfg.master_dir, cfg.master_key())
     try:
         with reader.cursor() as con:
             ev = evidence.pair_evidence(con, item["record_key_l"], item["record_key_r"])
@@ -128,7 +128,7 @@ def export(
     finally:
         store.close()
     rows: list[dict[str, Any]] = []
-    reader = MasterReader(cfg.master_dir)
+    reader = MasterReader(cfg.master_dir, cfg.master_key())
     try:
         with reader.cursor() as con:
             for it in items.to_dict("records"):

@@ -20,7 +20,8 @@ def serve(
 ) -> None:
     """Serve the steward web app: review queue, pair decisions, search, golden records."""
     from schemas.settings import load_run_config
-    from steward.app import AppSettings, serve as run_server
+    from steward.app import AppSettings
+    from steward.app import serve as run_server
 
     settings = AppSettings(session_ttl_seconds=int(session_hours * 3600), secure_cookies=secure_cookies)
     run_server(load_run_config(config), host, port, settings)
