@@ -34,7 +34,7 @@ from validators.masking import mask_table
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MART_DB", "MartNotFoundError", "build_mart", "current_mart", "customer_360", "mart_dir_for"]
+__all__ = ["MART_DB", "MartNotFoundError", "build_mart", "current_mart", "customer_360"]
 
 MART_DB = "mart.duckdb"
 MANIFEST = "manifest.json"
@@ -45,11 +45,6 @@ _IDENT = re.compile(r"[^a-z0-9_]+")
 
 class MartNotFoundError(MdmError):
     """No analyst mart has been built yet."""
-
-
-def mart_dir_for(master_dir: Path) -> Path:
-    """Default mart folder: ``mart/`` beside the master folder (``data/master`` -> ``data/mart``)."""
-    return Path(master_dir).parent / "mart"
 
 
 def current_mart(mart_dir: Path) -> Path:

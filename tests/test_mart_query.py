@@ -123,7 +123,7 @@ def write_config(root: Path) -> Path:
     config = {
         "sources": str(REPO / "data" / "config" / "sources.yaml"),
         "paths": {"sample": str(root / "sample"), "runs": str(root / "runs"), "master": str(root / "master"),
-                  "state": str(root / "state")},
+                  "mart": str(root / "mart"), "state": str(root / "state")},
     }
     path = root / "run.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")

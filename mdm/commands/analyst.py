@@ -45,7 +45,6 @@ def query(
     from mdm.audit import AuditLog
     from mdm.crypto import load_key
     from mdm.csvsafe import write_safe_csv
-    from mdm.mart import mart_dir_for
     from mdm.query import run_query
     from schemas.settings import load_run_config
 
@@ -55,10 +54,10 @@ def query(
     output = "csv" if csv is not None else "parquet" if parquet is not None else "screen"
     result = run_query(
         sql,
-        mart_dir_for(cfg.master_dir),
+        cfg.mart_dir,
         _user(user),
         AuditLog.for_state(cfg.state_dir),
-        key=load_key(required=False),
+        key=load_key("MDM_MART_KEY", required=False),
         output=output,
     )
     if csv is not None:
@@ -87,11 +86,10 @@ def backup(
     """Back up the current master version, the analyst mart and the state folder, with checksums."""
     from mdm.audit import AuditLog
     from mdm.backup import create_backup
-    from mdm.mart import mart_dir_for
     from schemas.settings import load_run_config
 
     cfg = load_run_config(config)
-    report = create_backup(cfg.master_dir, cfg.state_dir, mart_dir_for(cfg.master_dir), out)
+    report = create_backup(cfg.master_dir, cfg.state_dir, cfg.mart_dir, out)
     AuditLog.for_state(cfg.state_dir).append(
         _user(user),
         "backup",
@@ -111,11 +109,10 @@ def restore(
     """Restore a backup into the folders the config names (empty unless --force), checking every checksum."""
     from mdm.audit import AuditLog
     from mdm.backup import restore_backup
-    from mdm.mart import mart_dir_for
     from schemas.settings import load_run_config
 
     cfg = load_run_config(config)
-    report = restore_backup(archive, cfg.master_dir, cfg.state_dir, mart_dir_for(cfg.master_dir), force=force)
+    report = restore_backup(archive, cfg.master_dir, cfg.state_dir, cfg.mart_dir, force=force)
     AuditLog.for_state(cfg.state_dir).append(
         _user(user),
         "restore",

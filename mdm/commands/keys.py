@@ -88,11 +88,10 @@ def rotate_all(roots: Iterable[Path], old: bytes, new: bytes) -> tuple[int, int]
 
 
 def _roots(config: Path | None) -> tuple[list[Path], Path, Path]:
-    from mdm.mart import mart_dir_for
     from schemas.settings import load_run_config
 
     cfg = load_run_config(config)
-    roots = [cfg.master_dir / "versions", cfg.runs_dir, cfg.state_dir, mart_dir_for(cfg.master_dir)]
+    roots = [cfg.master_dir / "versions", cfg.runs_dir, cfg.state_dir, cfg.mart_dir]
     return roots, cfg.master_dir, cfg.state_dir
 
 
