@@ -42,6 +42,8 @@ def build_master(master_dir: Path, state_dir: Path) -> dict[str, list[str]]:
         _record("deposit:4", HOSTILE, "110105198001010045", "+8613800000004"),
     ]
     source_records = pd.DataFrame(recs)
+    source_records["name_latin_key"] = ["wei zhang", "wei zhang", "wei zhang", "na li", "na li", "fang wang",
+                                        "fang wang", None]
     golden_of = {"deposit:1": "GA", "card:1": "GA", "loan:1": "GA", "deposit:2": "GB", "card:2": "GC",
                  "deposit:3": "GD", "card:3": "GE", "deposit:4": "GF"}
     xref = source_records[["source_system", "source_record_id", "record_key"]].copy()

@@ -70,7 +70,12 @@ def test_steward_session_in_chromium(server, tmp_path):
         # Review three pairs with the keyboard: Enter starts, m / n / s decide and load the next item.
         page.keyboard.press("Enter")
         for key in ("m", "n", "s"):
-            page.wait_for_selector("#decide-form")
+            try:
+                page.wait_for_selector("#decide-form", timeout=15000)
+            except Exception:
+                page.screenshot(path=str(tmp_path / "fail.png"))
+                (tmp_path / "fail.html").write_text(page.content())
+                raise
             assert HOSTILE not in page.content() or "&lt;script&gt;" in page.content()
             page.keyboard.press(key)
             page.wait_for_load_state("networkidle")

@@ -5,6 +5,7 @@
     var tag = (target && target.tagName) || "";
     return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || (target && target.isContentEditable);
   }
+  var submitting = false;
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) { return; }
     var form = document.getElementById("decide-form");
@@ -12,7 +13,9 @@
     if (form && keys[event.key]) {
       event.preventDefault();
       var button = document.getElementById(keys[event.key]);
-      if (button && !button.disabled) { button.disabled = true; form.requestSubmit(button); }
+      // One decision per page: a second key press while the first is on its way is ignored.
+      // (A disabled submitter would drop its verdict from the form, so a flag is used instead.)
+      if (button && !submitting) { submitting = true; form.requestSubmit(button); }
       return;
     }
     if (!form && event.key === "Enter" && document.querySelector("table.items")) {
