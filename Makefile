@@ -38,7 +38,7 @@ lint: setup
 	$(BIN)/ruff check .
 
 typecheck: setup
-	$(BIN)/mypy mdm pipelines matchers validators schemas
+	$(BIN)/mypy mdm pipelines matchers validators schemas steward
 
 check: lint typecheck
 

@@ -138,7 +138,7 @@ class NightlyRun:
 
     def match(self, std: pd.DataFrame, constraints: Any) -> Any:
         with self.metrics.step("match + cluster") as m:
-            matched = tasks.match(std, self.config, constraints)
+            matched: Any = tasks.match(std, self.config, constraints)
             m.rows_in, m.rows_out = len(std), int(matched.clusters["cluster"].nunique())
         self.report.matching = {k: v for k, v in matched.stats.items() if not k.startswith("time")}
         self.report.review_queue_size = len(matched.review)

@@ -116,7 +116,9 @@ def extract_and_gate(config: RunConfig, src: SourceConfig, folder: RunFolder) ->
             raise
         last = find_last_good_landing(config.runs_dir, src.system, folder.run_id)
         if last is None:
-            raise SourceError(f"{err} (carry_forward is set for '{src.system}' but no earlier good extract exists)") from err
+            raise SourceError(
+                f"{err} (carry_forward is set for '{src.system}' but no earlier good extract exists)"
+            ) from err
         log.warning("source %s failed (%s); carrying forward %s", src.system, type(err).__name__, last)
         outcome.gate_failures.append(str(err))
         outcome.carried_forward_from = str(last)

@@ -32,7 +32,10 @@ def _retry_on_io(task: Any, task_run: Any, state: Any) -> bool:
     return False
 
 
-@task(name="extract", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_on_io)
+IO_RETRIES: dict[str, Any] = {"retries": 2, "retry_delay_seconds": 5, "retry_condition_fn": _retry_on_io}
+
+
+@task(name="extract", cache_policy=NO_CACHE, **IO_RETRIES)
 def extract_source(config: RunConfig, src: SourceConfig, folder: RunFolder) -> tuple[Any, steps.SourceOutcome]:
     return steps.extract_and_gate(config, src, folder)
 
@@ -47,14 +50,14 @@ def validate_standardized(std: pd.DataFrame, config: RunConfig, folder: RunFolde
     return steps.standardized_gates(std, config, folder)
 
 
-@task(name="load-previous-master", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_on_io)
+@task(name="load-previous-master", cache_policy=NO_CACHE, **IO_RETRIES)
 def load_previous(config: RunConfig, key: bytes | None) -> Any:
     from pipelines.publish import load_previous as _load
 
     return _load(config.master_dir, key)
 
 
-@task(name="load-steward-constraints", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_on_io)
+@task(name="load-steward-constraints", cache_policy=NO_CACHE, **IO_RETRIES)
 def load_constraints(config: RunConfig) -> Any:
     return steps.load_constraints(config.state_dir)
 
@@ -83,6 +86,6 @@ def analyst_mart(config: RunConfig, version_dir: str, key: bytes | None) -> str:
     return str(steps.build_analyst_mart(config, Path(version_dir), key))
 
 
-@task(name="review-queue", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_on_io)
+@task(name="review-queue", cache_policy=NO_CACHE, **IO_RETRIES)
 def review_queue(config: RunConfig, tables: dict[str, Any], run_id: str) -> dict[str, int]:
     return steps.sync_review_queue(config, tables, run_id)

@@ -53,7 +53,7 @@ class RunConfigModel(_Strict):
     survivorship: dict[str, Any] = Field(default_factory=dict, description="overrides of the survivorship defaults")
     masking: dict[str, Any] = Field(default_factory=dict, description="overrides of the masking rules")
     ids: dict[str, Any] = Field(default_factory=dict, description="overrides of the ID rules (IdRules)")
-    security: SecurityModel = Field(default_factory=SecurityModel)
+    security: SecurityModel = Field(default_factory=lambda: SecurityModel.model_validate({}))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ and an audit entry for every page that shows unmasked ID numbers or phones.
 import hmac
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,7 +37,7 @@ class AppSettings:
     session_ttl_seconds: int = 8 * 3600
     lease_seconds: int = 900
     secure_cookies: bool = False
-    throttle: ThrottlePolicy = ThrottlePolicy()
+    throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)
 
 
 class AppState:
@@ -141,11 +141,11 @@ def create_app(config: RunConfig, settings: AppSettings | None = None) -> FastAP
             return response
         session = state.users.new_session(user, state.settings.session_ttl_seconds)
         state.audit(user.username, "sign_in", "web", {"role": user.role})
-        response = RedirectResponse("/" if user.can_review else "/search", status_code=303)
-        response.set_cookie(SESSION_COOKIE, session.token, httponly=True, samesite="strict",
+        redirect = RedirectResponse("/" if user.can_review else "/search", status_code=303)
+        redirect.set_cookie(SESSION_COOKIE, session.token, httponly=True, samesite="strict",
                             secure=state.settings.secure_cookies, max_age=state.settings.session_ttl_seconds)
-        response.delete_cookie(LOGIN_CSRF_COOKIE)
-        return response
+        redirect.delete_cookie(LOGIN_CSRF_COOKIE)
+        return redirect
 
     @app.post("/logout")
     def logout(request: Request, session: Annotated[Session, Depends(current)],

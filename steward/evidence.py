@@ -79,6 +79,10 @@ def _text(v: Any) -> str:
     return str(v)
 
 
+def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{str(k): v for k, v in r.items()} for r in frame.to_dict("records")]
+
+
 def _as_list(v: Any) -> list[str]:
     if v is None or (isinstance(v, float) and v != v):
         return []
@@ -87,7 +91,7 @@ def _as_list(v: Any) -> list[str]:
 
 def _records(con: duckdb.DuckDBPyConnection, keys: list[str]) -> dict[str, dict[str, Any]]:
     frame = con.execute("SELECT * FROM source_records WHERE record_key IN (SELECT unnest(?))", [keys]).df()
-    return {r["record_key"]: r for r in frame.to_dict("records")}
+    return {str(r["record_key"]): {str(k): v for k, v in r.items()} for r in frame.to_dict("records")}
 
 
 def _golden_of(con: duckdb.DuckDBPyConnection, keys: list[str]) -> dict[str, str]:
@@ -106,8 +110,8 @@ def cluster_members(con: duckdb.DuckDBPyConnection, golden_ids: list[str]) -> di
         [golden_ids],
     ).df()
     out: dict[str, list[dict[str, Any]]] = {g: [] for g in golden_ids}
-    for rec in frame.to_dict("records"):
-        out.setdefault(rec["golden_id"], []).append(rec)
+    for rec in _rows(frame):
+        out.setdefault(str(rec["golden_id"]), []).append(rec)
     return out
 
 
@@ -197,8 +201,8 @@ def customer_view(con: duckdb.DuckDBPyConnection, golden_id: str) -> CustomerVie
     frame = con.execute("SELECT * FROM golden_customer WHERE golden_id = ?", [current]).df()
     if frame.empty:
         return None
-    row = frame.iloc[0].to_dict()
-    attrs = []
+    row = {str(k): v for k, v in frame.iloc[0].to_dict().items()}
+    attrs: list[dict[str, str]] = []
     for col, value in row.items():
         if col.endswith(("_source_system", "_source_record_id", "_updated_at")) or col == "golden_id":
             continue
@@ -212,14 +216,12 @@ def customer_view(con: duckdb.DuckDBPyConnection, golden_id: str) -> CustomerVie
             }
         )
     records = cluster_members(con, [current]).get(current, [])
-    systems = con.execute("SELECT * FROM customer_systems WHERE golden_id = ?", [current]).df().to_dict("records")
-    events = (
+    systems = _rows(con.execute("SELECT * FROM customer_systems WHERE golden_id = ?", [current]).df())
+    events = _rows(
         con.execute(
             "SELECT * FROM golden_id_events WHERE golden_id = ? OR related_golden_id = ? ORDER BY run_id, event_id",
             [current, current],
-        )
-        .df()
-        .to_dict("records")
+        ).df()
     )
     return CustomerView(golden_id, current, attrs, records, systems, events)
 

@@ -182,8 +182,9 @@ class DecisionStore:
         q["item_id"] = ids
         rows = [
             (
-                r.item_id, r.kind, *ordered(r.record_key_l, r.record_key_r), r.golden_id_l, r.golden_id_r,
-                _float(r.match_weight), float(r.priority), int(r.n_records), int(r.n_systems), run_id, run_id, now, now,
+                r.item_id, r.kind, *ordered(str(r.record_key_l), str(r.record_key_r)), r.golden_id_l, r.golden_id_r,
+                _float(r.match_weight), float(r.priority), int(r.n_records), int(r.n_systems),  # type: ignore[arg-type]
+                run_id, run_id, now, now,
             )
             for r in q.itertuples(index=False)
         ]
@@ -205,12 +206,15 @@ class DecisionStore:
                 [(now, i) for i in vanished],
             )
         added = len(set(ids) - before)
-        log.info("review queue synced for run %s: %d items, %d new, %d resolved", run_id, len(ids), added, len(vanished))
+        log.info(
+            "review queue synced for run %s: %d items, %d new, %d resolved", run_id, len(ids), added, len(vanished)
+        )
         return {"items": len(ids), "new": added, "resolved": len(vanished)}
 
     def items(self, status: str | None = "open", kind: str | None = None, limit: int = 100, offset: int = 0,
               min_weight: float | None = None, max_weight: float | None = None) -> pd.DataFrame:
-        where, args = ["1=1"], []
+        where: list[str] = ["1=1"]
+        args: list[Any] = []
         if status:
             where.append("i.status = ?")
             args.append(status)

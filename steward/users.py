@@ -138,7 +138,7 @@ class UserStore:
         if disabled:
             self._conn.execute("DELETE FROM sessions WHERE username=?", (username,))
 
-    def list(self) -> list[dict[str, object]]:
+    def all_users(self) -> list[dict[str, object]]:
         rows = self._conn.execute("SELECT username, role, disabled, created_at FROM users ORDER BY username")
         return [dict(r) for r in rows.fetchall()]
 

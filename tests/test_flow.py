@@ -57,7 +57,7 @@ def test_flow_publishes_master_report_and_artifact(workspace):
     rows_in = sum(s["rows in"] for s in report["sources"])
     assert rows_in == n_records + n_quarantine  # nothing lost
     assert {s["source"] for s in report["sources"]} == {"deposit", "card", "loan"}
-    assert [s["step"] for s in report["steps"]][0].startswith("extract")
+    assert report["steps"][0]["step"].startswith("extract")
     assert all(s["peak_rss_mb"] > 0 for s in report["steps"])
 
     import httpx
@@ -89,8 +89,10 @@ def test_rerun_of_a_business_date_gives_an_identical_master(workspace):
     second = _current(workspace)
     assert first != second
     for table, key in (("customer_xref", "record_key"), ("golden_customer", "golden_id")):
-        a = read_parquet_any(first / f"{table}.parquet", load_key()).to_pandas().sort_values(key).reset_index(drop=True)
-        b = read_parquet_any(second / f"{table}.parquet", load_key()).to_pandas().sort_values(key).reset_index(drop=True)
+        a, b = (
+            read_parquet_any(v / f"{table}.parquet", load_key()).to_pandas().sort_values(key).reset_index(drop=True)
+            for v in (first, second)
+        )
         run_cols = [c for c in a.columns if c.endswith(("_run", "_run_id"))]
         pd.testing.assert_frame_equal(a.drop(columns=run_cols), b.drop(columns=run_cols))
 

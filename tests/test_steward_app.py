@@ -88,7 +88,7 @@ def test_decision_needs_csrf_and_updates_the_queue(env):
 
 
 def test_hostile_names_are_escaped(env):
-    _, golden, app = env
+    _, _, app = env
     client = TestClient(app)
     _login(client, "alice", "correct horse battery")
     page = client.get("/customer/GF")

@@ -29,6 +29,9 @@ from validators.resident_id import shared_id_numbers
 log = logging.getLogger(__name__)
 
 DEFAULT_DATE_FORMATS: tuple[str, ...] = ("%Y%m%d", "%Y-%m-%d")
+ADDRESS_COLUMNS: tuple[str, ...] = (
+    "address_norm", "province", "city", "district", "adcode", "road", "house_no", "building", "unit", "room",
+)
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,7 @@ def standardize(canonical: pa.Table | pd.DataFrame, rules: StandardizeRules | No
     out["mobile"] = phones["mobile"]
     out["phones"] = phones["phones"]
     out["email"] = emails["email"]
-    for col in ("address_norm", "province", "city", "district", "adcode", "road", "house_no", "building", "unit", "room"):
+    for col in ADDRESS_COLUMNS:
         out[col] = addresses[col]
     out["updated_at"] = pd.to_datetime(updated, errors="coerce")
 

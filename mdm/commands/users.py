@@ -96,7 +96,7 @@ def list_users(config: ConfigOpt = None) -> None:
     """List the users."""
     store = _store(config)
     try:
-        rows = store.list()
+        rows = store.all_users()
     finally:
         store.close()
     table = Table("user", "role", "disabled", "created")
