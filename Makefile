@@ -15,7 +15,21 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 ## The main job on the embedded default: generate sample extracts (if missing), run the nightly flow, publish the master.
-demo: setup
+## The master is encrypted at rest: unless MDM_MASTER_KEY / MDM_TOKEN_KEY are set, the demo makes throw-away
+## local keys in data/state/demo-keys.env (git-ignored, mode 600). Production keys come from the environment
+## or Prefect Secret blocks, never from a file in the repository.
+DEMO_KEYS := data/state/demo-keys.env
+
+$(DEMO_KEYS):
+	@mkdir -p $(dir $(DEMO_KEYS))
+	@umask 077; { \
+	  echo "MDM_MASTER_KEY=$$($(BIN)/python -c 'import secrets; print(secrets.token_hex(32))')"; \
+	  echo "MDM_TOKEN_KEY=$$($(BIN)/python -c 'import secrets; print(secrets.token_hex(32))')"; \
+	} > $(DEMO_KEYS)
+	@echo "made throw-away demo keys in $(DEMO_KEYS)"
+
+demo: setup $(DEMO_KEYS)
+	@if [ -z "$$MDM_MASTER_KEY" ]; then set -a; . ./$(DEMO_KEYS); set +a; fi; \
 	$(BIN)/mdm run
 
 ## Debian's Chromium for the steward app's end-to-end test (a test tool's own browser download is not used).

@@ -99,10 +99,12 @@ class RunReport:
 
 
 def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
     if isinstance(value, bool):
         return "yes" if value else "NO"
     if isinstance(value, float):
-        return f"{value:,.3f}"
+        return f"{value:,.1f}" if abs(value) >= 100 else f"{value:,.3f}"
     if isinstance(value, dict):
         return ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items())
     if isinstance(value, int):
