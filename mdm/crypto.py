@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from mdm.errors import SecurityError
+from mdm.fsutil import fsync_dir, fsync_file
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +246,7 @@ def write_duckdb_tables(path: Path, tables: Mapping[str, pa.Table | pd.DataFrame
     finally:
         con.close()
     Path(str(tmp) + ".wal").unlink(missing_ok=True)
-    _fsync(tmp)
+    fsync_file(tmp)
     os.replace(tmp, path)
     return path
 
@@ -253,20 +254,8 @@ def write_duckdb_tables(path: Path, tables: Mapping[str, pa.Table | pd.DataFrame
 # --------------------------------------------------------------------------- envelope files
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _is_envelope(path: Path) -> bool:
@@ -423,7 +412,7 @@ def _rotate_duckdb(path: Path, tmp: Path, old: bytes, new: bytes) -> None:
     finally:
         con.close()
     Path(str(tmp) + ".wal").unlink(missing_ok=True)
-    _fsync(tmp)
+    fsync_file(tmp)
 
 
 def rotate_file(path: Path, old: bytes, new: bytes) -> None:
@@ -443,7 +432,7 @@ def rotate_file(path: Path, old: bytes, new: bytes) -> None:
         else:
             raise SecurityError(f"{path} is not in an encryption format this product can rotate")
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
         Path(str(tmp) + ".wal").unlink(missing_ok=True)

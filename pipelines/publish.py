@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 
 from mdm.crypto import connect_duckdb, read_parquet_any, write_duckdb_tables, write_parquet_encrypted
 from mdm.errors import MdmError, PublishError, RunLockedError
+from mdm.fsutil import fsync_dir, fsync_file
 from schemas.master import MASTER_TABLES, REQUIRED_TABLES, conform_table, empty_table
 
 log = logging.getLogger(__name__)
@@ -96,20 +97,8 @@ class PreviousMaster:
 # --------------------------------------------------------------------------- file primitives
 
 
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _sha256(path: Path) -> str:
@@ -126,13 +115,13 @@ def write_parquet_file(table: pa.Table, path: Path, key: bytes | None = None) ->
         write_parquet_encrypted(table, path, key)
     else:
         pq.write_table(table, path, compression="zstd")
-    _fsync_file(path)
+    fsync_file(path)
 
 
 def write_duckdb_file(tables: Mapping[str, pa.Table], path: Path, key: bytes | None = None) -> None:
     """Write every table into one DuckDB file, encrypted when ``key`` is given."""
     write_duckdb_tables(path, tables, key)
-    _fsync_file(path)
+    fsync_file(path)
 
 
 def connect_version(master_dir: Path, version: str, key: bytes | None = None) -> duckdb.DuckDBPyConnection:
@@ -150,7 +139,7 @@ def _write_text_atomic(path: Path, text: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 # --------------------------------------------------------------------------- lock
@@ -352,7 +341,7 @@ def _prune(master_dir: Path, keep_versions: int) -> list[str]:
     for name in removed:
         _remove_tree(_versions_dir(master_dir) / name)
     if removed:
-        _fsync_dir(_versions_dir(master_dir))
+        fsync_dir(_versions_dir(master_dir))
         log.info("retention: removed %d old master version(s): %s", len(removed), ", ".join(removed))
     return removed
 
@@ -417,10 +406,10 @@ def publish_master(
             "files": files,
         }
         (partial / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
-        _fsync_file(partial / MANIFEST)
-        _fsync_dir(partial)
+        fsync_file(partial / MANIFEST)
+        fsync_dir(partial)
         os.rename(partial, final)
-        _fsync_dir(root)
+        fsync_dir(root)
         _write_text_atomic(master_dir / CURRENT, run_id + "\n")
         log.info(
             "published master version %s (%d golden customers, %d source records)",

@@ -114,3 +114,25 @@ def test_a_second_run_on_the_same_master_is_refused(workspace):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_logs_of_a_full_run_hold_no_raw_id_number_or_phone(workspace, caplog):
+    import logging
+    import re
+
+    import pandas as pd
+
+    caplog.set_level(logging.DEBUG)
+    for name in ("mdm", "pipelines", "matchers", "validators", "schemas", "steward", "prefect"):
+        logging.getLogger(name).propagate = True
+    _run(workspace)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    text += "\n" + "\n".join(p.read_text(encoding="utf-8") for p in workspace.runs_dir.glob("*/report/report.*"))
+    loan = pd.read_parquet(workspace.sample_dir / "loan.parquet")
+    card = pd.read_csv(workspace.sample_dir / "card.csv", dtype=str, encoding="utf-8-sig")
+    ids = {v for v in pd.concat([loan["cert_no"], card["id_no"]]).dropna() if len(str(v)) >= 15}
+    phones = {re.sub(r"\D", "", v)[-11:] for v in pd.concat([loan["mobile_phone"], card["mobile"]]).dropna()}
+    phones = {p for p in phones if len(p) == 11}
+    assert ids and phones and len(caplog.records) > 20
+    assert not [i for i in ids if i in text], "a raw ID number reached a log line or the report"
+    assert not [p for p in phones if p in text], "a raw phone number reached a log line or the report"

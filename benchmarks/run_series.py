@@ -1,0 +1,230 @@
+"""The standard benchmark series: generate, run the whole nightly flow, score, compare with Splink.
+
+    python benchmarks/run_series.py                       # 10k, 100k and 600k persons, then docs/BENCHMARKS.md
+    python benchmarks/run_series.py --persons 10000       # one size
+    python benchmarks/run_series.py --persons 600000 --delta   # plus a second night with ~1% changed records
+    python benchmarks/run_series.py --splink              # also run benchmarks/splink_baseline.py on the same data
+
+Each size runs in its own process (so peak memory is that run's own). Results are JSON files
+under benchmarks/out/results/; ``--write-docs`` rewrites the generated tables of
+docs/BENCHMARKS.md from every result file present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "benchmarks" / "out"
+RESULTS = OUT / "results"
+SEED = 20261123
+sys.path.insert(0, str(REPO))
+
+
+def _keys() -> None:
+    os.environ.setdefault("MDM_MASTER_KEY", secrets.token_hex(32))
+    os.environ.setdefault("MDM_TOKEN_KEY", secrets.token_hex(32))
+
+
+def data_dir(persons: int) -> Path:
+    return OUT / f"data-{persons // 1000}k"
+
+
+def ensure_data(persons: int) -> Path:
+    from pipelines.generator import generate
+
+    folder = data_dir(persons)
+    if not (folder / "truth.parquet").exists():
+        t0 = time.perf_counter()
+        generate(persons=persons, out_dir=folder, seed=SEED)
+        print(f"generated {persons:,} persons in {time.perf_counter() - t0:.1f} s", flush=True)
+    return folder
+
+
+def write_config(root: Path, sample: Path) -> Path:
+    """A run config over ``sample`` whose runs, master, mart and state live under ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    sources = yaml.safe_load((REPO / "data" / "config" / "sources.yaml").read_text(encoding="utf-8"))
+    sources["base_dir"] = str(sample)
+    (root / "sources.yaml").write_text(yaml.safe_dump(sources, allow_unicode=True), encoding="utf-8")
+    config = {
+        "name": root.name,
+        "sources": str(root / "sources.yaml"),
+        "paths": {k: str(root / k) for k in ("runs", "master", "mart", "state")} | {"sample": str(sample)},
+        "keep_versions": 3,
+    }
+    path = root / "run.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def perturb(src: Path, dst: Path, share: float = 0.01, seed: int = 1) -> int:
+    """A next-night copy of the extracts in which ``share`` of the card and loan records changed phone or address."""
+    import numpy as np
+    import pandas as pd
+
+    dst.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    changed = 0
+    card = pd.read_csv(src / "card.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    pick = rng.random(len(card)) < share
+    card.loc[pick, "mobile"] = [f"139{rng.integers(10**7, 10**8)}" for _ in range(int(pick.sum()))]
+    changed += int(pick.sum())
+    card.to_csv(dst / "card.csv", index=False, encoding="utf-8-sig", quoting=1)
+    loan = pd.read_parquet(src / "loan.parquet")
+    pick = rng.random(len(loan)) < share
+    loan.loc[pick, "contact_address"] = loan.loc[pick, "contact_address"].astype(str) + "附1号"
+    changed += int(pick.sum())
+    loan.to_parquet(dst / "loan.parquet", index=False)
+    (dst / "deposit.dat").write_bytes((src / "deposit.dat").read_bytes())
+    (dst / "truth.parquet").write_bytes((src / "truth.parquet").read_bytes())
+    return changed
+
+
+def run_once(persons: int, delta: bool) -> dict[str, object]:
+    """Run the nightly flow over one size (in this process) and score it."""
+    _keys()
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")
+    import logging
+
+    from benchmarks.accuracy import evaluate_run
+    from mdm import logs
+    from mdm.crypto import load_key, read_parquet_any
+    from pipelines.runner import run_locally
+
+    logs.configure(logging.WARNING)
+    sample = ensure_data(persons)
+    root = OUT / f"run-{persons // 1000}k"
+    if root.exists():
+        import shutil
+
+        shutil.rmtree(root)
+    config = write_config(root, sample)
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = run_locally(config)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    version = Path(str(result.master_version))
+    xref = read_parquet_any(version / "customer_xref.parquet", load_key()).to_pandas()
+    truth = pd_read(sample / "truth.parquet")
+    accuracy = evaluate_run(xref.rename(columns={"golden_id": "cluster"}), truth)
+    out: dict[str, object] = {
+        "persons": persons,
+        "records": int(len(xref)),
+        "wall_s": round(wall, 1),
+        "cpu_s": round(cpu, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "steps": result.report["steps"],
+        "matching": result.report.get("matching", {}),
+        "accuracy": _jsonable(accuracy),
+    }
+    if delta:
+        nxt = OUT / f"data-{persons // 1000}k-next"
+        changed = perturb(sample, nxt)
+        sources = yaml.safe_load((root / "sources.yaml").read_text(encoding="utf-8"))
+        sources["base_dir"] = str(nxt)
+        (root / "sources.yaml").write_text(yaml.safe_dump(sources, allow_unicode=True), encoding="utf-8")
+        t1 = time.perf_counter()
+        second = run_locally(config)
+        xref2 = read_parquet_any(Path(str(second.master_version)) / "customer_xref.parquet", load_key()).to_pandas()
+        both = xref[["record_key", "golden_id"]].merge(xref2[["record_key", "golden_id"]], on="record_key")
+        moved = int((both["golden_id_x"] != both["golden_id_y"]).sum())
+        ids_before = set(xref["golden_id"])
+        ids_after = set(xref2["golden_id"])
+        out["delta"] = {
+            "changed_records": changed,
+            "wall_s": round(time.perf_counter() - t1, 1),
+            "records_moved": moved,
+            "golden_ids_before": len(ids_before),
+            "golden_ids_gone": len(ids_before - ids_after),
+            "golden_ids_new": len(ids_after - ids_before),
+            "share_of_golden_ids_changed": round(
+                (len(ids_before - ids_after) + len(ids_after - ids_before)) / max(len(ids_before), 1), 5
+            ),
+        }
+    return out
+
+
+def pd_read(path: Path):  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    return pd.read_parquet(path)
+
+
+def _jsonable(value: object) -> object:
+    if hasattr(value, "to_dict"):
+        return value.to_dict(orient="records")  # type: ignore[call-arg]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item"):
+        return value.item()  # type: ignore[attr-defined]
+    return value
+
+
+def run_splink(persons: int) -> dict[str, object] | None:
+    python = REPO / "benchmarks" / ".venv-splink" / "bin" / "python"
+    if not python.exists():
+        subprocess.run(["bash", str(REPO / "benchmarks" / "setup_splink.sh")], check=True)
+    out = OUT / f"splink-{persons // 1000}k"
+    t0 = time.perf_counter()
+    subprocess.run([str(python), str(REPO / "benchmarks" / "splink_baseline.py"), "--data", str(data_dir(persons)),
+                    "--out", str(out)], check=True)
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    summary["process_wall_s"] = round(time.perf_counter() - t0, 1)
+    return dict(summary)
+
+
+def machine() -> dict[str, object]:
+    import duckdb
+    import pandas as pd
+    import psutil
+
+    return {
+        "date": time.strftime("%Y-%m-%d"),
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "duckdb": duckdb.__version__,
+        "pandas": pd.__version__,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--persons", type=int, action="append", help="persons per size (repeatable)")
+    parser.add_argument("--delta", action="store_true", help="also run a second night with ~1%% changed records")
+    parser.add_argument("--splink", action="store_true", help="also run the Splink baseline on the same data")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.one:
+        result = run_once(args.one, args.delta)
+        result["machine"] = machine()
+        (RESULTS / f"nightly-{args.one // 1000}k.json").write_text(json.dumps(result, indent=2, default=str))
+        return
+    for persons in args.persons or [10_000, 100_000, 600_000]:
+        ensure_data(persons)
+        cmd = [sys.executable, __file__, "--one", str(persons)] + (["--delta"] if args.delta else [])
+        subprocess.run(cmd, check=True)
+        print(f"nightly flow at {persons:,} persons done", flush=True)
+        if args.splink:
+            summary = run_splink(persons)
+            (RESULTS / f"splink-{persons // 1000}k.json").write_text(json.dumps(summary, indent=2, default=str))
+            print(f"splink at {persons:,} persons done", flush=True)
+
+
+if __name__ == "__main__":
+    main()
