@@ -235,3 +235,45 @@ def test_idempotent_on_e164(raw: str) -> None:
     for number in first["phones"]:
         again = one(mobile=number)
         assert again["phones"] == [number]
+
+
+def _phonenumbers_classify(candidate: str) -> tuple[str, str] | None:
+    import phonenumbers
+    from phonenumbers import PhoneNumberType
+
+    kinds = {
+        PhoneNumberType.MOBILE: "mobile",
+        PhoneNumberType.FIXED_LINE: "landline",
+        PhoneNumberType.FIXED_LINE_OR_MOBILE: "landline",
+    }
+    try:
+        parsed = phonenumbers.parse(candidate, "CN")
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return e164, kinds.get(phonenumbers.number_type(parsed), "service")
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    prefix=st.sampled_from(["0", "+86", "", "00", "+8610", "01", "+861"]),
+    digits=st.text(alphabet="0123456789", min_size=1, max_size=14),
+)
+def test_metadata_fast_path_agrees_with_phonenumbers(prefix: str, digits: str) -> None:
+    from validators.phone_types import UNSURE, classify_cn
+
+    candidate = prefix + digits
+    decided = classify_cn(candidate)
+    if decided is not UNSURE:
+        assert decided == _phonenumbers_classify(candidate)
+
+
+@pytest.mark.parametrize("raw", ["0755-12345678", "(010)12345678", "0931 1234567", "0400-8001234", "010-123"])
+def test_landline_fast_path_same_as_field_parser(raw: str) -> None:
+    import numpy as np
+
+    from validators.phones import DEFAULT_RULES, _parse_distinct
+
+    assert _parse_distinct(np.array([raw], dtype=object), DEFAULT_RULES)[0] == parse_phone_field(raw)

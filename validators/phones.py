@@ -20,6 +20,7 @@ import phonenumbers
 from phonenumbers import PhoneNumberType
 
 from validators.contact_common import as_text, broadcast, combine_codes, factorize_text, nfkc
+from validators.phone_types import UNSURE, classify_cn
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,13 @@ def _compile(rules: PhoneRules) -> _Compiled:
 
 def _classify(candidate: str, region: str, rules: PhoneRules) -> PhoneNumber | None:
     """Parse one cleaned candidate with phonenumbers; None when not a valid number."""
+    if region == "CN":
+        decided = classify_cn(candidate)  # plain mainland shapes, read from the metadata directly
+        if decided is None:
+            return None
+        if decided is not UNSURE:
+            e164, kind = decided
+            return PhoneNumber(e164, kind, None)  # type: ignore[arg-type]
     try:
         parsed = phonenumbers.parse(candidate, region)
     except phonenumbers.NumberParseException:
@@ -211,37 +219,53 @@ def _parse_field(text: str, rules: PhoneRules, compiled: _Compiled) -> FieldResu
 
 
 def _parse_distinct(uniques: np.ndarray, rules: PhoneRules) -> list[FieldResult]:
-    """Parse distinct raw values: a vectorized fast path for plain mobiles, phonenumbers for the rest."""
+    """Parse distinct raw values: fast paths for plain mobiles and landlines, the full parser for the rest."""
     if len(uniques) == 0:
         return []
     text = pd.Series(uniques, dtype=object).map(as_text)
-    text = text.str.normalize("NFKC").where(text.notna(), None)  # full-width digits reach the fast path too
-    is_text = text.notna()
-    short = is_text & (text.str.len() <= rules.max_field_chars)
-    fast = pd.Series(False, index=text.index)
-    digits = pd.Series(None, index=text.index, dtype=object)
-    if short.any():
-        loose = text[short].str.extract(_FAST_LOOSE_RE)
-        joined = loose[0] + loose[1] + loose[2]
-        ok = joined.notna()
-        ok &= joined.str.fullmatch(MOBILE_PATTERN, na=False).astype(bool)
-        ok &= ~joined.str.startswith(rules.iot_prefixes, na=False).astype(bool)
-        digits[ok[ok].index] = joined[ok]
-        fast[ok[ok].index] = True
+    text = text.str.normalize("NFKC").where(text.notna(), None)  # full-width digits reach the fast paths too
     compiled = _compiled_for(rules)
     results: list[FieldResult] = [EMPTY_RESULT] * len(uniques)
-    fast_np, digits_np, text_np, short_np = fast.to_numpy(), digits.to_numpy(), text.to_numpy(), short.to_numpy()
     too_long = FieldResult((), frozenset({PHONE_INVALID}))
-    for i in range(len(uniques)):
-        if fast_np[i]:
-            results[i] = FieldResult((PhoneNumber("+86" + digits_np[i], "mobile", None),), frozenset())
-        elif text_np[i] is None:
+    cn = rules.region == "CN"
+    for i, t in enumerate(text.to_numpy()):
+        if t is None:
             continue
-        elif not short_np[i]:
+        if len(t) > rules.max_field_chars:
             results[i] = too_long
-        else:
-            results[i] = _parse_field(nfkc(text_np[i]).strip(), rules, compiled)
+            continue
+        m = _FAST_LOOSE_RE.match(t)
+        if m:
+            digits = m[1] + m[2] + m[3]
+            if _MOBILE_RE.fullmatch(digits) and not digits.startswith(rules.iot_prefixes):
+                results[i] = FieldResult((PhoneNumber("+86" + digits, "mobile", None),), frozenset())
+                continue
+        if cn and (m := _FAST_LANDLINE_RE.match(t)):
+            fast = _landline_result((m[1] or m[2]) + m[3], rules)
+            if fast is not None:
+                results[i] = fast
+                continue
+        results[i] = _parse_field(nfkc(t).strip(), rules, compiled)
     return results
+
+
+# area code (optionally in parentheses) and subscriber number: 0755-12345678, (010)12345678, 0931 1234567
+_FAST_LANDLINE_RE = re.compile(r"^ *(?:\((0[1-9]\d{1,2})\)|(0[1-9]\d{1,2}))[ \-]?(\d{7,8}) *$")
+_LANDLINE_INVALID = FieldResult((), frozenset({PHONE_INVALID}))
+
+
+def _landline_result(digits: str, rules: PhoneRules) -> FieldResult | None:
+    """What :func:`_parse_field` gives for an area code + subscriber number in one or two groups; None: unsure."""
+    if digits.startswith(rules.iot_prefixes):
+        return None
+    decided = classify_cn(digits)
+    if decided is UNSURE:
+        return None
+    if decided is None:
+        return _LANDLINE_INVALID
+    e164, kind = decided
+    flags = frozenset({PHONE_SERVICE_NUMBER}) if kind == "service" else frozenset()
+    return FieldResult((PhoneNumber(e164, kind, None),), flags)  # type: ignore[arg-type]
 
 
 def _kept(number: PhoneNumber, rules: PhoneRules) -> bool:
@@ -285,6 +309,27 @@ def _combine(m: FieldResult, p: FieldResult, rules: PhoneRules) -> tuple[object,
     return mobile, landline, phones, ext, sorted(flags)
 
 
+_NOT_PLAIN: tuple[object, ...] = (None,) * len(OUTPUT_COLUMNS)
+
+
+def _is_plain_mobile(r: FieldResult) -> bool:
+    return len(r.numbers) == 1 and r.numbers[0].kind == "mobile"
+
+
+def _plain_rows(
+    m_codes: np.ndarray, p_codes: np.ndarray, m_results: list[FieldResult], p_results: list[FieldResult]
+) -> np.ndarray:
+    """Rows whose mobile field holds exactly one mobile and whose other field is blank or empty."""
+    m_plain = np.fromiter((_is_plain_mobile(r) for r in m_results), dtype=bool, count=len(m_results))
+    p_blank = np.fromiter((not r.numbers and not r.flags for r in p_results), dtype=bool, count=len(p_results))
+    plain = np.zeros(len(m_codes), dtype=bool)
+    has_m = m_codes >= 0
+    plain[has_m] = m_plain[m_codes[has_m]]
+    has_p = p_codes >= 0
+    plain[has_p] &= p_blank[p_codes[has_p]]
+    return plain
+
+
 def standardize_phones(
     mobile_raw: pd.Series, phone_raw: pd.Series | None = None, config: PhoneRules | None = None
 ) -> pd.DataFrame:
@@ -306,14 +351,27 @@ def standardize_phones(
     parsed = dict(zip(all_uniques, _parse_distinct(np.asarray(all_uniques, dtype=object), rules), strict=True))
     m_results = [parsed[u] for u in m_uniques]
     p_results = [parsed[u] for u in p_uniques]
-    row_codes, pair_m, pair_p = combine_codes(m_codes, p_codes, len(p_uniques))
-    combined = [
-        _combine(m_results[a] if a >= 0 else EMPTY_RESULT, p_results[b] if b >= 0 else EMPTY_RESULT, rules)
-        for a, b in zip(pair_m.tolist(), pair_p.tolist(), strict=True)
-    ]
-    out: dict[str, np.ndarray] = {}
-    for j, name in enumerate(OUTPUT_COLUMNS):
-        out[name] = broadcast(row_codes, [c[j] for c in combined], None)
+    # The common row (one plain mobile, nothing in the other column) depends on the mobile alone:
+    # it is broadcast from the distinct mobiles; only the other rows go through distinct pairs.
+    plain = _plain_rows(m_codes, p_codes, m_results, p_results)
+    out: dict[str, np.ndarray] = {name: np.empty(len(m_codes), dtype=object) for name in OUTPUT_COLUMNS}
+    if plain.any():
+        per_mobile = [_combine(r, EMPTY_RESULT, rules) if _is_plain_mobile(r) else _NOT_PLAIN for r in m_results]
+        codes = m_codes[plain]
+        for j, name in enumerate(OUTPUT_COLUMNS):
+            out[name][plain] = broadcast(codes, [c[j] for c in per_mobile], None)
+    rest = ~plain
+    combined: list[tuple[object, ...]] = []
+    if rest.any():
+        row_codes, pair_m, pair_p = combine_codes(m_codes[rest], p_codes[rest], len(p_uniques))
+        combined = [
+            _combine(m_results[a] if a >= 0 else EMPTY_RESULT, p_results[b] if b >= 0 else EMPTY_RESULT, rules)
+            for a, b in zip(pair_m.tolist(), pair_p.tolist(), strict=True)
+        ]
+        for j, name in enumerate(OUTPUT_COLUMNS):
+            out[name][rest] = broadcast(row_codes, [c[j] for c in combined], None)
     frame = pd.DataFrame(out, index=mobile_raw.index)
-    log.debug("phones: %d rows, %d distinct values, %d distinct pairs", len(frame), len(all_uniques), len(combined))
+    log.debug(
+        "phones: %d rows, %d distinct values, %d distinct other pairs", len(frame), len(all_uniques), len(combined)
+    )
     return frame

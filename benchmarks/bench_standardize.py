@@ -1,0 +1,158 @@
+"""Speed and memory of the standardize step, per field function and in total.
+
+Usage: python benchmarks/bench_standardize.py [--data benchmarks/out/data-600k] [--only total,phones]
+       [--profile phones] [--repeat 1]
+
+The canonical table is extracted once from the generated extracts in ``--data`` (every
+source of data/config/sources.yaml, read with ``pipelines.extract.extract_source``) and
+cached as Parquet under benchmarks/out/; later runs read the cache. Each field function
+of ``validators.standardize.standardize`` is then timed on the whole table: wall time,
+CPU time (user + system of the process) and peak RSS while it ran (sampled every 5 ms).
+``--profile NAME`` runs one step under cProfile instead and prints the top functions.
+Prints a markdown table. Run from the repository root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import os
+import pstats
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _rss() -> int:
+    with open("/proc/self/statm", "rb") as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+class PeakRss:
+    """Peak resident set size while the block runs (a sampling thread; /proc/self/statm)."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakRss:
+        self.peak = _rss()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss())
+
+
+def load_canonical(data_dir: Path, cache: Path) -> pa.Table:
+    """The canonical table of every configured source in ``data_dir`` (cached as Parquet)."""
+    if cache.exists():
+        return pq.read_table(cache)
+    from pipelines.extract import extract_source
+    from schemas.sources import SourcesFile
+
+    sources = SourcesFile.model_validate(yaml.safe_load((ROOT / "data/config/sources.yaml").read_text("utf-8")))
+    started = time.perf_counter()
+    tables = [extract_source(src, data_dir, "BENCH").canonical for src in sources.sources]
+    table = pa.concat_tables(tables, promote_options="default")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, cache)
+    print(f"extracted {table.num_rows:,} canonical rows in {time.perf_counter() - started:.1f} s -> {cache}")
+    return table
+
+
+def steps(df: pd.DataFrame, table: pa.Table) -> dict[str, Callable[[], Any]]:
+    from validators.addresses import standardize_addresses
+    from validators.dates import parse_timestamps
+    from validators.emails import standardize_emails
+    from validators.gender import standardize_gender
+    from validators.id_documents import standardize_ids
+    from validators.names import standardize_names
+    from validators.phones import standardize_phones
+    from validators.standardize import StandardizeRules, _parse_birth_dates, standardize
+
+    sources = yaml.safe_load((ROOT / "data/config/sources.yaml").read_text("utf-8"))["sources"]
+    rules = StandardizeRules(date_formats={s["system"]: s.get("date_formats", []) for s in sources})
+    gender_in = df["gender_declared"].where(df["gender_declared"].notna(), df["gender_raw"])
+    return {
+        "ids": lambda: standardize_ids(df["id_type_declared"], df["id_number_raw"]),
+        "names": lambda: standardize_names(df["name"], df.get("name_latin")),
+        "phones": lambda: standardize_phones(df["mobile_raw"], df["phone_raw"]),
+        "emails": lambda: standardize_emails(df["email_raw"]),
+        "addresses": lambda: standardize_addresses(df["address_raw"]),
+        "birth_dates": lambda: _parse_birth_dates(df, rules),
+        "updated_at": lambda: parse_timestamps(
+            df["updated_at_raw"], ["%Y-%m-%d %H:%M:%S", "%Y%m%d", "%Y-%m-%d"]
+        ),
+        "gender": lambda: standardize_gender(gender_in),
+        "total": lambda: standardize(table, rules),
+    }
+
+
+def measure(fn: Callable[[], Any]) -> dict[str, float]:
+    gc.collect()
+    base = _rss()
+    c0, w0 = time.process_time(), time.perf_counter()
+    with PeakRss() as peak:
+        result = fn()
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    del result
+    return {"wall": wall, "cpu": cpu, "peak": peak.peak / 2**30, "delta": (peak.peak - base) / 2**30}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", type=Path, default=ROOT / "benchmarks/out/data-600k")
+    parser.add_argument("--cache", type=Path, default=None, help="canonical Parquet (default: out/<data>.canonical)")
+    parser.add_argument("--only", default="", help="comma-separated step names (default: all)")
+    parser.add_argument("--profile", default="", help="run this one step under cProfile")
+    parser.add_argument("--rows", type=int, default=0, help="use only the first N rows")
+    parser.add_argument("--repeat", type=int, default=1)
+    args = parser.parse_args()
+    cache = args.cache or ROOT / "benchmarks/out" / f"{args.data.name}.canonical.parquet"
+    table = load_canonical(args.data, cache)
+    if args.rows:
+        table = table.slice(0, args.rows)
+    df = table.to_pandas()
+    available = steps(df, table)
+    if args.profile:
+        prof = cProfile.Profile()
+        started = time.perf_counter()
+        prof.runcall(available[args.profile])
+        print(f"{args.profile}: {time.perf_counter() - started:.2f} s wall under cProfile")
+        pstats.Stats(prof).sort_stats("cumulative").print_stats(45)
+        pstats.Stats(prof).sort_stats("tottime").print_stats(30)
+        return
+    names = [s for s in args.only.split(",") if s] or list(available)
+    print(f"{len(df):,} rows, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
+    print()
+    print("| step | wall s | CPU s | peak RSS GiB | RSS growth GiB |")
+    print("|---|---:|---:|---:|---:|")
+    for name in names:
+        for _ in range(args.repeat):
+            r = measure(available[name])
+            print(f"| {name} | {r['wall']:.2f} | {r['cpu']:.2f} | {r['peak']:.2f} | {r['delta']:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
