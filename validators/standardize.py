@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,10 @@ class StandardizeRules:
     """Declared and ID birth dates further apart than this raise DOB_CONFLICTS_WITH_ID."""
     date_formats: Mapping[str, Sequence[str]] = field(default_factory=dict)
     """Per source system: the date formats its extract uses (tried first)."""
+    workers: int = 2
+    """Processes for the field work: with 2, addresses and e-mails are normalized in a second process."""
+    min_rows_for_workers: int = 50_000
+    """Below this many records the second process costs more than it saves."""
 
 
 FlagSource = pd.Series | tuple[np.ndarray | pd.Series, str]
@@ -95,6 +100,47 @@ def _parse_birth_dates(df: pd.DataFrame, rules: StandardizeRules) -> pd.DataFram
     return pd.DataFrame({"value": value, "flag": flag})
 
 
+def _distinct_fields(address_raw: np.ndarray, email_raw: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Addresses and e-mails of distinct raw values (runs in the second process)."""
+    return standardize_addresses(pd.Series(address_raw, dtype=object)), standardize_emails(
+        pd.Series(email_raw, dtype=object)
+    )
+
+
+class _Offloaded:
+    """Address and e-mail normalization of the distinct raw values, in a second process when allowed.
+
+    Only the distinct values cross the process boundary; results are mapped back to the rows
+    by position here, so each distinct value is parsed once and nothing per row is pickled.
+    """
+
+    def __init__(self, df: pd.DataFrame, workers: int, min_rows: int) -> None:
+        self._addr_codes, addr_uniques = pd.factorize(df["address_raw"], use_na_sentinel=False)
+        self._mail_codes, mail_uniques = pd.factorize(df["email_raw"], use_na_sentinel=False)
+        args = (np.asarray(addr_uniques, dtype=object), np.asarray(mail_uniques, dtype=object))
+        self._pool: Any = None
+        if workers > 1 and len(df) >= min_rows:
+            import concurrent.futures
+            import multiprocessing
+
+            self._pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            self._future = self._pool.submit(_distinct_fields, *args)
+        else:
+            self._result = _distinct_fields(*args)
+
+    def result(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        if self._pool is not None:
+            try:
+                self._result = self._future.result()
+            finally:
+                self._pool.shutdown()
+        addresses, emails = self._result
+        return (
+            addresses.take(self._addr_codes).reset_index(drop=True),
+            emails.take(self._mail_codes).reset_index(drop=True),
+        )
+
+
 def standardize(canonical: pa.Table | pd.DataFrame, rules: StandardizeRules | None = None) -> pd.DataFrame:
     """Turn canonical records into standardized records (originals kept beside standardized values)."""
     rules = rules or StandardizeRules()
@@ -104,14 +150,15 @@ def standardize(canonical: pa.Table | pd.DataFrame, rules: StandardizeRules | No
     df["rid"] = np.arange(n, dtype=np.int64)
     df["record_key"] = df["source_system"].astype(str) + ":" + df["source_record_id"].astype(str)
 
+    offloaded = _Offloaded(df, rules.workers, rules.min_rows_for_workers)
     ids = standardize_ids(df["id_type_declared"], df["id_number_raw"])
     names = standardize_names(df["name"], df.get("name_latin"))
     phones = standardize_phones(df["mobile_raw"], df["phone_raw"])
-    emails = standardize_emails(df["email_raw"])
-    addresses = standardize_addresses(df["address_raw"])
     dob = _parse_birth_dates(df, rules)
     updated = parse_timestamps(df["updated_at_raw"], ["%Y-%m-%d %H:%M:%S", "%Y%m%d", "%Y-%m-%d"])
     declared_gender = standardize_gender(df["gender_declared"].where(df["gender_declared"].notna(), df["gender_raw"]))
+
+    addresses, emails = offloaded.result()
 
     # An ID number held by many different names is a placeholder, whatever its checksum says.
     name_key = names["name_latin_key"].where(names["name_latin_key"].notna(), names["name_norm"])
