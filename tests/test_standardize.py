@@ -21,7 +21,8 @@ def _canonical(rows: list[dict[str, object]]) -> pa.Table:
 ROWS = [
     {"source_system": "deposit", "source_record_id": "1", "name": "张 伟", "id_type_declared": "RESIDENT_ID",
      "id_number_raw": "110105800101001", "gender_declared": "M", "birth_date_raw": "19800101",
-     "mobile_raw": "138-0013-8000", "address_raw": "北京市朝阳区建国路88号3栋2单元1203室", "email_raw": "ZW@Example.com"},
+     "mobile_raw": "138-0013-8000", "address_raw": "北京市朝阳区建国路88号3栋2单元1203室",
+     "email_raw": "ZW@Example.com"},
     {"source_system": "card", "source_record_id": "9", "name": "張偉", "name_latin": "ZHANG WEI",
      "id_type_declared": "RESIDENT_ID", "id_number_raw": "110105198001010016", "gender_declared": "F",
      "birth_date_raw": "1950-01-01", "phone_raw": "010-12345678", "address_raw": "上海市浦东新区世纪大道100号"},
