@@ -24,6 +24,7 @@ from schemas.matching import BLOCKING_REPORT_SCHEMA, CANDIDATE_PAIRS_SCHEMA, Blo
 log = logging.getLogger(__name__)
 
 _SRC = "__mdm_src"
+_BOTH = "__mdm_unless_both"
 _counter = itertools.count()
 
 
@@ -108,19 +109,19 @@ def generate_candidate_pairs(
         _materialize(engine, records_table_name, _needed_columns(engine.schema(records_table_name), config), recs)
         for i, rule in enumerate(config.blocking.rules):
             keyed = f"__mdm_blk{run}_{i}_keyed"
-            blocks = f"__mdm_blk{run}_{i}_blocks"
-            created += [keyed, blocks]
+            created.append(keyed)
             cap = rule.max_block_size or config.blocking.max_block_size
             _create_keyed(engine, recs, rule, config, keyed)
-            stats[rule.name] = _block_stats(engine, rule, config, keyed, blocks, cap)
+            stats[rule.name] = _block_stats(engine, rule, config, keyed, cap)
             keyed_names[rule.name] = keyed
+        engine.unregister(recs)
         _refuse_exploding_rules(config, stats)
 
         all_pairs = f"__mdm_blk{run}_pairs"
         created.append(all_pairs)
         for i, rule in enumerate(config.blocking.rules):
             cap = rule.max_block_size or config.blocking.max_block_size
-            _join_rule(engine, rule, i, config, keyed_names[rule.name], f"__mdm_blk{run}_{i}_blocks", cap, all_pairs)
+            _join_rule(engine, rule, i, config, keyed_names[rule.name], cap, all_pairs)
         pairs, produced, new_pairs = _merge_rules(engine, all_pairs, [r.name for r in config.blocking.rules])
     finally:
         for name in created:
@@ -158,9 +159,10 @@ def _create_keyed(engine: Engine, table: str, rule: BlockingRule, config: MatchC
     linking = config.link_type == "link_only" and config.source_column is not None
     src = [f"{d.quote(config.source_column or '')} AS {_SRC}"] if linking else []
     where = f" WHERE {rule.where}" if rule.where else ""
-    selected = [d.quote("rid"), *src, *(d.quote(c) for c in needed + rule.explode)]
+    both = [f"coalesce(({rule.unless_both}), false) AS {_BOTH}"] if rule.unless_both else []
+    selected = [d.quote("rid"), *src, *both, *(d.quote(c) for c in needed + rule.explode)]
     inner = f"SELECT {', '.join(selected)} FROM {d.quote(table)}{where}"
-    passthrough = ["rid", *([_SRC] if src else []), *needed]
+    passthrough = ["rid", *([_SRC] if src else []), *([_BOTH] if both else []), *needed]
     for j, col in enumerate(rule.explode):
         others = [d.quote(c) for c in passthrough + rule.explode[j + 1 :]]
         inner = f"SELECT {', '.join([*others, d.unnest(d.quote(col)) + ' AS ' + d.quote(col)])} FROM ({inner}) AS x{j}"
@@ -168,42 +170,57 @@ def _create_keyed(engine: Engine, table: str, rule: BlockingRule, config: MatchC
     keys = [d.key(k) for k in rule.parsed_keys()]
     key_cols = ", ".join(f"{k} AS k{n}" for n, k in enumerate(keys))
     not_null = " AND ".join(f"k{n} IS NOT NULL AND k{n} <> ''" for n in range(len(keys)))
-    src_col = f", {_SRC}" if src else ""
+    src_col = (f", {_SRC}" if src else "") + (f", {_BOTH}" if both else "")
+    key_names = ", ".join(_key_list(len(keys)))
+    # one key tuple per record (rid is the row key) unless a list was exploded
+    distinct = "DISTINCT " if rule.explode else ""
     query = (
-        f"CREATE TEMP TABLE {d.quote(out)} AS SELECT DISTINCT * FROM ("
-        f"SELECT rid{src_col}, {key_cols} FROM ({inner}) AS e) AS kk WHERE {not_null}"
+        f"CREATE TEMP TABLE {d.quote(out)} AS SELECT *, count(*) OVER (PARTITION BY {key_names}) AS n FROM ("
+        f"SELECT {distinct}* FROM (SELECT rid{src_col}, {key_cols} FROM ({inner}) AS e) AS kk WHERE {not_null}) AS dk"
     )
     try:
         engine.execute(query)
     except EngineError as e:
-        raise MatchConfigError(f"blocking rule {rule.name!r} cannot run (check its keys and where): {e}") from e
+        raise MatchConfigError(
+            f"blocking rule {rule.name!r} cannot run (check its keys, where and unless_both): {e}"
+        ) from e
 
 
 def _key_list(n: int, alias: str | None = None) -> list[str]:
     return [f"{alias}.k{i}" if alias else f"k{i}" for i in range(n)]
 
 
-def _block_stats(engine: Engine, rule: BlockingRule, config: MatchConfig, keyed: str, out: str, cap: int) -> _RuleStats:
+def _block_stats(engine: Engine, rule: BlockingRule, config: MatchConfig, keyed: str, cap: int) -> _RuleStats:
     d = engine.dialect
     keys = ", ".join(_key_list(len(rule.keys)))
     if config.link_type == "link_only":
-        engine.execute(
-            f"CREATE TEMP TABLE {d.quote(out)} AS SELECT {keys}, sum(ns) AS n, "
-            f"CAST((sum(ns) * sum(ns) - sum(ns * ns)) / 2 AS BIGINT) AS pairs FROM "
+        blocks = (
+            f"SELECT {keys}, sum(ns) AS n, CAST((sum(ns) * sum(ns) - sum(ns * ns)) / 2 AS BIGINT) AS pairs FROM "
             f"(SELECT {keys}, {_SRC}, count(*) AS ns FROM {d.quote(keyed)} GROUP BY {keys}, {_SRC}) AS s "
             f"GROUP BY {keys}"
         )
     else:
-        engine.execute(
-            f"CREATE TEMP TABLE {d.quote(out)} AS SELECT {keys}, count(*) AS n, "
-            f"CAST(count(*) * (count(*) - 1) / 2 AS BIGINT) AS pairs FROM {d.quote(keyed)} GROUP BY {keys}"
-        )
+        # every record carries its block size n: a block of n records is n rows adding 1/n each
+        one = d.float64("1")
+        row = engine.sql(
+            f"SELECT CAST(round(coalesce(sum({one} / n), 0)) AS BIGINT) AS blocks, "
+            f"CAST(coalesce(sum(n - 1), 0) / 2 AS BIGINT) AS before_cap, "
+            f"CAST(coalesce(sum(n - 1) FILTER (WHERE n <= {cap}), 0) / 2 AS BIGINT) AS after_cap, "
+            f"CAST(round(coalesce(sum({one} / n) FILTER (WHERE n > {cap}), 0)) AS BIGINT) AS skipped, "
+            f"count(*) FILTER (WHERE n > {cap}) AS skipped_records, coalesce(max(n), 0) AS largest "
+            f"FROM {d.quote(keyed)}"
+        ).to_pylist()[0]
+        return _stats(row)
     row = engine.sql(
         f"SELECT count(*) AS blocks, coalesce(sum(pairs), 0) AS before_cap, "
         f"coalesce(sum(CASE WHEN n <= {cap} THEN pairs ELSE 0 END), 0) AS after_cap, "
         f"count(*) FILTER (WHERE n > {cap}) AS skipped, coalesce(sum(CASE WHEN n > {cap} THEN n ELSE 0 END), 0) "
-        f"AS skipped_records, coalesce(max(n), 0) AS largest FROM {d.quote(out)}"
+        f"AS skipped_records, coalesce(max(n), 0) AS largest FROM ({blocks}) AS b"
     ).to_pylist()[0]
+    return _stats(row)
+
+
+def _stats(row: dict[str, int]) -> _RuleStats:
     return _RuleStats(
         pairs_before_cap=int(row["before_cap"]),
         pairs_after_cap=int(row["after_cap"]),
@@ -235,24 +252,23 @@ def _join_rule(
     index: int,
     config: MatchConfig,
     keyed: str,
-    blocks: str,
     cap: int,
     out: str,
 ) -> None:
+    """Pairs of one rule from its keyed records (each carries its block size ``n``)."""
     d = engine.dialect
     n_keys = len(rule.keys)
-    kept = keyed + "_kept"
-    on_blocks = " AND ".join(f"k.k{i} = b.k{i}" for i in range(n_keys))
     on_pair = " AND ".join(f"a.k{i} = c.k{i}" for i in range(n_keys))
     cross = f" AND a.{_SRC} <> c.{_SRC}" if config.link_type == "link_only" else ""
-    engine.execute(
-        f"CREATE TEMP TABLE {d.quote(kept)} AS SELECT k.* FROM {d.quote(keyed)} AS k "
-        f"{d.semi_join()} (SELECT * FROM {d.quote(blocks)} WHERE n BETWEEN 2 AND {cap}) AS b ON {on_blocks}"
-    )
-    engine.unregister(keyed)
+    if rule.unless_both:
+        cross += f" AND NOT (a.{_BOTH} AND c.{_BOTH})"
+    # one key tuple per record unless a list was exploded: only then can a pair come twice
+    distinct = "DISTINCT " if rule.explode else ""
     select = (
-        f"SELECT DISTINCT a.rid AS rid_l, c.rid AS rid_r, CAST({index} AS INTEGER) AS rule_idx "
-        f"FROM {d.quote(kept)} AS a JOIN {d.quote(kept)} AS c ON {on_pair} AND a.rid < c.rid{cross}"
+        f"SELECT {distinct}a.rid AS rid_l, c.rid AS rid_r, CAST({index} AS INTEGER) AS rule_idx "
+        f"FROM (SELECT * FROM {d.quote(keyed)} WHERE n BETWEEN 2 AND {cap}) AS a "
+        f"JOIN (SELECT * FROM {d.quote(keyed)} WHERE n BETWEEN 2 AND {cap}) AS c "
+        f"ON {on_pair} AND a.rid < c.rid{cross}"
     )
     try:
         if index == 0:
@@ -260,7 +276,7 @@ def _join_rule(
         else:
             engine.execute(f"INSERT INTO {d.quote(out)} {select}")
     finally:
-        engine.unregister(kept)
+        engine.unregister(keyed)
 
 
 def _merge_rules(engine: Engine, all_pairs: str, names: list[str]) -> tuple[pa.Table, dict[str, int], dict[str, int]]:
@@ -292,8 +308,9 @@ def _needed_columns(schema: pa.Schema, config: MatchConfig) -> list[str]:
     if config.link_type == "link_only" and config.source_column:
         cols.add(config.source_column)
     for rule in config.blocking.rules:
-        if rule.where:
-            cols |= names & set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", rule.where))
+        for text in (rule.where, rule.unless_both):
+            if text:
+                cols |= names & set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text))
     return [c for c in schema.names if c in cols]
 
 

@@ -13,6 +13,7 @@ import itertools
 import logging
 import re
 
+import numpy as np
 import pyarrow as pa
 
 from matchers.dialect import Dialect
@@ -41,6 +42,7 @@ from schemas.matching import (
 log = logging.getLogger(__name__)
 
 _counter = itertools.count()
+_PAIR = "__mdm_pair"
 
 _DATE_KINDS = (DateDiffLevel, DateSameYearLevel, DateDayMonthSwappedLevel, DateDigitEditsLevel)
 _TEXT_KINDS = (LevenshteinLevel, DamerauLevel, JaroWinklerLevel, JaccardBigramLevel)
@@ -49,6 +51,23 @@ _TEXT_KINDS = (LevenshteinLevel, DamerauLevel, JaroWinklerLevel, JaccardBigramLe
 def comparison_level_labels(config: MatchConfig) -> dict[str, list[str]]:
     """Labels of every comparison's levels, indexed by gamma (index 0 = else)."""
     return {c.name: c.labels() for c in config.comparisons}
+
+
+def edit_guard(left: str, right: str, k: int, d: Dialect) -> str:
+    """A cheap condition every pair within edit distance ``k`` meets (checked before the distance).
+
+    The lengths differ by at most ``k``. For ``k == 1`` the values also share their first or
+    their last ``(shorter length - 2) // 2`` characters: one substitution, insertion,
+    deletion or adjacent transposition leaves everything before it and everything after it
+    intact, and the two stretches together hold at least ``shorter length - 2`` characters.
+    Far pairs (most random pairs, most candidates) then never reach the distance function.
+    """
+    len_l, len_r = d.length(left), d.length(right)
+    guard = f"abs({len_l} - {len_r}) <= {k}"
+    if k == 1:
+        h = f"greatest({d.half_floor(f'least({len_l}, {len_r}) - 2')}, 0)"
+        guard += f" AND ({d.left(left, h)} = {d.left(right, h)} OR {d.right(left, h)} = {d.right(right, h)})"
+    return f"({guard})"
 
 
 def level_sql(level: Level, d: Dialect) -> str:
@@ -61,10 +80,12 @@ def level_sql(level: Level, d: Dialect) -> str:
         return "(" + " AND ".join("{} = {}".format(*lr(c)) for c in level.columns()) + ")"
     if isinstance(level, ExactAnyLevel):
         return d.lists_overlap(*lr(level.column))
-    if isinstance(level, LevenshteinLevel):
-        return f"({d.levenshtein(*lr(level.column), ascii=level.ascii)} <= {level.k})"
-    if isinstance(level, DamerauLevel):
-        return f"({d.damerau(*lr(level.column), ascii=level.ascii)} <= {level.k})"
+    if isinstance(level, LevenshteinLevel | DamerauLevel):
+        left, right = lr(level.column)
+        dist = (d.levenshtein if isinstance(level, LevenshteinLevel) else d.damerau)(left, right, ascii=level.ascii)
+        if not level.ascii:  # short names: the guard would cost more than it saves
+            return f"({dist} <= {level.k})"
+        return f"({edit_guard(left, right, level.k, d)} AND {dist} <= {level.k})"
     if isinstance(level, JaroWinklerLevel):
         return f"({d.jaro_winkler(*lr(level.column), ascii=level.ascii)} >= {level.t!r})"
     if isinstance(level, JaccardBigramLevel):
@@ -116,9 +137,10 @@ def gamma_sql(comp: Comparison, schema: pa.Schema, d: Dialect) -> str:
     return d.int8("CASE " + " ".join(whens) + " ELSE 0 END")
 
 
-def _walk(level: Level) -> list[Level]:
+def walk_levels(level: Level) -> list[Level]:
+    """``level`` and every condition nested in it (all_of / any_of), depth first."""
     if isinstance(level, AllOfLevel | AnyOfLevel):
-        return [level, *(x for c in level.conditions for x in _walk(c))]
+        return [level, *(x for c in level.conditions for x in walk_levels(c))]
     return [level]
 
 
@@ -130,7 +152,7 @@ def check_comparison_columns(schema: pa.Schema, table_name: str, config: MatchCo
         for col in comp.columns():
             if col not in names:
                 problems.append(f"comparison {comp.name!r}: column {col!r} is not in {table_name}")
-        for lv in (x for top in comp.levels for x in _walk(top)):
+        for lv in (x for top in comp.levels for x in walk_levels(top)):
             for col in lv.columns():
                 if col not in names:
                     continue
@@ -144,11 +166,23 @@ def check_comparison_columns(schema: pa.Schema, table_name: str, config: MatchCo
     return problems
 
 
-def compare_pairs(engine: Engine, records_table_name: str, pairs: pa.Table, config: MatchConfig) -> pa.Table:
+def compare_pairs(
+    engine: Engine,
+    records_table_name: str,
+    pairs: pa.Table,
+    config: MatchConfig,
+    *,
+    term_frequencies: bool = True,
+    ordered: bool = True,
+    materialized: bool = False,
+) -> pa.Table:
     """Pairs with ``gamma_<comparison>`` (int8) and ``tf_<comparison>`` (float64) columns added.
 
     The columns of ``pairs`` come first and are carried through unchanged; rows are ordered
-    by ``rid_l, rid_r``.
+    by ``rid_l, rid_r``. Without ``term_frequencies`` the ``tf_`` columns are left out, and
+    without ``ordered`` the rows come in the engine's order (u estimation needs neither).
+    ``materialized`` says ``records_table_name`` is an engine table made by
+    :func:`materialize_records` (used as is, not copied again).
     """
     schema = engine.schema(records_table_name)
     problems = check_comparison_columns(schema, records_table_name, config)
@@ -162,47 +196,80 @@ def compare_pairs(engine: Engine, records_table_name: str, pairs: pa.Table, conf
     run = next(_counter)
     pairs_name = f"__mdm_cmp{run}_pairs"
     recs = f"__mdm_cmp{run}_recs"
-    created = [pairs_name, recs]
-    engine.register(pairs_name, pairs)
+    created = [pairs_name]
+    # only the row keys travel through the engine; the other pair columns are taken back by row number
+    keys = pa.table(
+        {
+            "rid_l": pairs["rid_l"],
+            "rid_r": pairs["rid_r"],
+            _PAIR: pa.array(np.arange(pairs.num_rows, dtype=np.int64)),
+        }
+    )
+    engine.register(pairs_name, keys)
     try:
-        # one conversion of the columns in use, instead of a scan of the source table per join side
-        needed = ", ".join(d.quote(c) for c in _needed_columns(schema, config))
-        engine.execute(f"CREATE TEMP TABLE {d.quote(recs)} AS SELECT {needed} FROM {d.quote(records_table_name)}")
+        if materialized:
+            recs = records_table_name
+        else:
+            created.append(recs)
+            materialize_records(engine, records_table_name, config, recs)
         gammas = [f"{gamma_sql(c, schema, d)} AS {d.quote('gamma_' + c.name)}" for c in config.comparisons]
-        tf_comps = [c for c in config.comparisons if c.tf_column is not None]
-        tf_values = [f"{d.col('l', c.tf_column)} AS {d.quote('__tfv_' + c.name)}" for c in tf_comps if c.tf_column]
-        carried = [d.col("p", c) for c in pairs.column_names]
+        tf_comps = [c for c in config.comparisons if c.tf_column is not None and term_frequencies]
+        tf_values = [
+            f"{d.col('l', _tf_column(c.tf_column))} AS {d.quote('__tfv_' + c.name)}" for c in tf_comps if c.tf_column
+        ]
         inner = (
-            f"SELECT {', '.join(carried + gammas + tf_values)} FROM {d.quote(pairs_name)} AS p "
+            f"SELECT {', '.join([d.col('p', _PAIR), *gammas, *tf_values])} FROM {d.quote(pairs_name)} AS p "
             f"JOIN {d.quote(recs)} AS l ON l.rid = p.rid_l "
             f"JOIN {d.quote(recs)} AS r ON r.rid = p.rid_r"
         )
-        outer_cols = [d.col("g", c) for c in pairs.column_names]
-        outer_cols += [d.col("g", "gamma_" + c.name) for c in config.comparisons]
-        joins = []
-        for i, comp in enumerate(tf_comps):
-            assert comp.tf_column is not None
-            tf_name = f"__mdm_cmp{run}_tf{i}"
-            created.append(tf_name)
-            _create_tf_table(engine, recs, comp.tf_column, tf_name)
-            joins.append(f"LEFT JOIN {d.quote(tf_name)} AS t{i} ON t{i}.v = g.{d.quote('__tfv_' + comp.name)}")
-            gamma = d.col("g", "gamma_" + comp.name)
-            outer_cols.append(
-                f"{d.float64(f'CASE WHEN {gamma} = {comp.tf_level()} THEN t{i}.f END')} AS {d.quote('tf_' + comp.name)}"
-            )
-        query = (
-            f"SELECT {', '.join(outer_cols)} FROM ({inner}) AS g {' '.join(joins)} "
-            f"ORDER BY {d.col('g', 'rid_l')}, {d.col('g', 'rid_r')}"
-        )
+        outer_cols = [d.col("g", _PAIR)] + [d.col("g", "gamma_" + c.name) for c in config.comparisons]
+        for comp in tf_comps:
+            gamma, value = d.col("g", "gamma_" + comp.name), d.col("g", "__tfv_" + comp.name)
+            tf_sql = d.float64(f"CASE WHEN {gamma} = {comp.tf_level()} THEN {value} END")
+            outer_cols.append(f"{tf_sql} AS {d.quote('tf_' + comp.name)}")
+        query = f"SELECT {', '.join(outer_cols)} FROM ({inner}) AS g"
         try:
-            out = engine.sql(query)
+            scored = engine.sql(query)
         except EngineError as e:
             raise MatchConfigError(f"comparisons cannot run (check custom SQL and column types): {e}") from e
     finally:
         for name in created:
             engine.unregister(name)
+    row = scored[_PAIR].to_numpy()
+    if ordered:
+        rid_l = pairs["rid_l"].to_numpy()[row]
+        rid_r = pairs["rid_r"].to_numpy()[row]
+        perm = np.lexsort((rid_r, rid_l))
+        row, scored = row[perm], scored.take(pa.array(perm))
+    carried = pairs.take(pa.array(row))
+    out = pa.table(
+        [*carried.columns, *scored.drop_columns([_PAIR]).columns],
+        names=[*carried.column_names, *scored.drop_columns([_PAIR]).column_names],
+    )
     log.info("comparisons: %d pairs scored on %d comparison(s)", out.num_rows, len(config.comparisons))
     return out
+
+
+def materialize_records(engine: Engine, records_table_name: str, config: MatchConfig, out: str) -> None:
+    """An engine table ``out`` with the columns the comparisons read (one conversion, reused by every join)."""
+    d = engine.dialect
+    selected = [d.quote(c) for c in _needed_columns(engine.schema(records_table_name), config)]
+    for column in dict.fromkeys(c.tf_column for c in config.comparisons if c.tf_column):
+        selected.append(f"{_tf_sql(column, d)} AS {d.quote(_tf_column(column))}")
+    engine.execute(
+        f"CREATE TEMP TABLE {d.quote(out)} AS SELECT {', '.join(selected)} FROM {d.quote(records_table_name)}"
+    )
+
+
+def _tf_column(column: str) -> str:
+    return f"__mdm_tf_{column}"
+
+
+def _tf_sql(column: str, d: Dialect) -> str:
+    """Relative frequency of the record's value of ``column`` among all non-null values (null when null)."""
+    c = d.quote(column)
+    share = f"{d.float64(f'count(*) OVER (PARTITION BY {c})')} / count({c}) OVER ()"
+    return f"CASE WHEN {c} IS NOT NULL THEN {share} END"
 
 
 def _needed_columns(schema: pa.Schema, config: MatchConfig) -> list[str]:
@@ -210,18 +277,7 @@ def _needed_columns(schema: pa.Schema, config: MatchConfig) -> list[str]:
     cols = {"rid"} | {c for comp in config.comparisons for c in comp.columns()}
     for comp in config.comparisons:
         texts = [comp.missing_when or ""]
-        texts += [lv.sql for top in comp.levels for lv in _walk(top) if isinstance(lv, CustomLevel)]
+        texts += [lv.sql for top in comp.levels for lv in walk_levels(top) if isinstance(lv, CustomLevel)]
         for text in texts:
             cols |= set(re.findall(r"\b[lr]\.\"?([A-Za-z_][A-Za-z0-9_]*)", text))
     return [c for c in schema.names if c in cols]
-
-
-def _create_tf_table(engine: Engine, table: str, column: str, out: str) -> None:
-    """Relative frequency of each non-null value of ``column`` among all records."""
-    d = engine.dialect
-    c = d.quote(column)
-    engine.execute(
-        f"CREATE TEMP TABLE {d.quote(out)} AS SELECT {c} AS v, "
-        f"{d.float64('count(*)')} / sum(count(*)) OVER () AS f "
-        f"FROM {d.quote(table)} WHERE {c} IS NOT NULL GROUP BY {c}"
-    )

@@ -72,6 +72,22 @@ class Dialect(ABC):
     @abstractmethod
     def substr(self, column_sql: str, start: int, length: int) -> str: ...
 
+    def length(self, sql: str) -> str:
+        """Length in characters (code points), as the similarity functions count them."""
+        return f"length({sql})"
+
+    def left(self, sql: str, n_sql: str) -> str:
+        """The first ``n_sql`` characters (``n_sql`` >= 0)."""
+        return f"left({sql}, {n_sql})"
+
+    def right(self, sql: str, n_sql: str) -> str:
+        """The last ``n_sql`` characters (``n_sql`` >= 0)."""
+        return f"right({sql}, {n_sql})"
+
+    def half_floor(self, sql: str) -> str:
+        """Integer ``floor(x / 2)`` of an integer expression."""
+        return f"CAST(floor(({sql}) / 2) AS INT)"
+
     @abstractmethod
     def date_diff_days(self, left_sql: str, right_sql: str) -> str:
         """Absolute difference in days between two dates."""
@@ -141,6 +157,9 @@ class DuckDBDialect(Dialect):
 
     def substr(self, column_sql: str, start: int, length: int) -> str:
         return f"substr(CAST({column_sql} AS VARCHAR), {start}, {length})"
+
+    def half_floor(self, sql: str) -> str:
+        return f"(({sql}) // 2)"
 
     def date_diff_days(self, left_sql: str, right_sql: str) -> str:
         return f"abs(date_diff('day', {left_sql}, {right_sql}))"

@@ -107,6 +107,7 @@ class DuckDBEngine(Engine):
     ) -> None:
         self.dialect = DuckDBDialect()
         self._con = connection if connection is not None else duckdb.connect(":memory:")
+        self._con.execute("SET enable_progress_bar = false")  # no bar on stdout during long queries
         if threads is not None:
             self._con.execute(f"SET threads = {int(threads)}")
         if memory_limit is not None:

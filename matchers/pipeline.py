@@ -9,8 +9,9 @@ rest is vectorized numpy over arrays indexed by ``rid``.
 from __future__ import annotations
 
 import logging
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,15 +24,16 @@ import pyarrow.compute as pc
 from matchers import decisions as dec
 from matchers.blocking import generate_candidate_pairs
 from matchers.clustering import connected_components, repair_clusters
-from matchers.comparisons import compare_pairs, comparison_level_labels
+from matchers.comparisons import compare_pairs, comparison_level_labels, materialize_records, walk_levels
 from matchers.engine import DuckDBEngine, Engine
 from matchers.scoring import FSModel, Scores, sample_random_pairs, score_pairs, train_model
 from mdm.errors import MatchConfigError, MdmError
-from schemas.matching import MatchConfig
+from schemas.matching import CustomLevel, MatchConfig
 
 log = logging.getLogger(__name__)
 
 _RECORDS = "__mdm_match_records"
+_COMPARED = "__mdm_match_compared_records"
 _EVIDENCE_COLUMNS = ("id_key", "id_placeholder", "id_valid", "id_type", "id_number", "id_gender", "id_birth_date")
 
 
@@ -54,15 +56,17 @@ class MatchResult:
 @dataclass
 class _Timer:
     seconds: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # this process's CPU (all threads)
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
             self.seconds[name] = round(time.perf_counter() - start, 3)
-            log.info("match step %s: %.2f s", name, self.seconds[name])
+            self.cpu_seconds[name] = round(time.process_time() - cpu, 3)
+            log.info("match step %s: %.2f s (CPU %.2f s)", name, self.seconds[name], self.cpu_seconds[name])
 
 
 def prepare_records(records: pd.DataFrame | pa.Table) -> pa.Table:
@@ -83,6 +87,31 @@ def prepare_records(records: pd.DataFrame | pa.Table) -> pa.Table:
         raise MatchInputError("records.rid must be a dense row key 0..n-1 without repeats; drop it to derive one")
     table = table.set_column(table.column_names.index("rid"), "rid", pa.array(rid, pa.int64()))
     return table.sort_by("rid")
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def used_columns(names: Sequence[str], config: MatchConfig) -> list[str]:
+    """The columns of ``names`` the matcher reads: keys, evidence, blocking and comparison columns.
+
+    Words of ``where``, ``missing_when`` and custom-level SQL that name a column count as
+    used, so converting only these columns never drops one a rule refers to.
+    """
+    used = {"rid", "record_key", "source_system", "source_record_id", *_EVIDENCE_COLUMNS}
+    if config.source_column:
+        used.add(config.source_column)
+    texts: list[str] = []
+    for rule in config.blocking.rules:
+        used.update(rule.columns())
+        texts += [rule.where or "", rule.unless_both or ""]
+    for comp in config.comparisons:
+        used.update(comp.columns())
+        texts.append(comp.missing_when or "")
+        texts += [lv.sql for top in comp.levels for lv in walk_levels(top) if isinstance(lv, CustomLevel)]
+    for text in texts:
+        used.update(_IDENTIFIER.findall(text))
+    return [c for c in names if c in used]
 
 
 def _extra_pairs(candidates: pa.Table, extra: list[tuple[str, pd.DataFrame]], n: int) -> pa.Table:
@@ -121,7 +150,10 @@ def _train(
 ) -> FSModel:
     cfg = config.scoring.u_estimation
     rl, rr = sample_random_pairs(n, cfg.sample_pairs, cfg.seed, sources)
-    random_compared = compare_pairs(engine, _RECORDS, pa.table({"rid_l": rl, "rid_r": rr}), config)
+    random_pairs = pa.table({"rid_l": rl, "rid_r": rr})
+    random_compared = compare_pairs(
+        engine, _COMPARED, random_pairs, config, term_frequencies=False, ordered=False, materialized=True
+    )
     return train_model(
         _gammas(compared, config),
         _gammas(random_compared, config),
@@ -171,7 +203,10 @@ def match(
     _check_scoring_names(config)
     timer = _Timer()
     scoring = config.scoring
-    table = prepare_records(records)
+    with timer.step("prepare"):
+        if isinstance(records, pd.DataFrame):  # convert only what the matcher reads (raw columns stay behind)
+            records = records[used_columns(list(records.columns), config)]
+        table = prepare_records(records)
     n = table.num_rows
     side = table.select([c for c in ("rid", "record_key", *_EVIDENCE_COLUMNS) if c in table.column_names]).to_pandas()
     record_keys = side["record_key"].to_numpy(object)
@@ -190,7 +225,8 @@ def match(
             extra = [("id_key_link", det_edges), ("must_link", must), ("cannot_link", cannot)]
             pairs = _extra_pairs(candidates, extra, max(n, 1))
         with timer.step("comparisons"):
-            compared = compare_pairs(eng, _RECORDS, pairs, config)
+            materialize_records(eng, _RECORDS, config, _COMPARED)
+            compared = compare_pairs(eng, _COMPARED, pairs, config, materialized=True)
         rid_l = compared["rid_l"].to_numpy()
         rid_r = compared["rid_r"].to_numpy()
         codes = dec.id_key_codes(side, scoring.hard_evidence)
@@ -198,6 +234,7 @@ def match(
         with timer.step("training"):
             model = _train(eng, compared, deterministic, n, sources, config)
     finally:
+        eng.unregister(_COMPARED)
         eng.unregister(_RECORDS)
         if own_engine:
             eng.close()
@@ -253,6 +290,7 @@ def match(
         "singletons": int((cluster_sizes == 1).sum()),
         "links_cut_by_repair": len(split),
         "timings": timer.seconds,
+        "cpu_timings": timer.cpu_seconds,
     }
     log.info(
         "match: %d records, %d pairs compared, %d accepted links, %d clusters, %d review items",

@@ -118,6 +118,11 @@ class BlockingRule(_Strict):
     explode: list[str] = Field(
         default_factory=list, description="list columns unnested first (one key per element, e.g. phones)"
     )
+    unless_both: str | None = Field(
+        None,
+        description="SQL condition on the record's columns; a pair whose two records both meet it is not produced "
+        "(e.g. two valid resident IDs: they differ, so hard evidence keeps them apart anyway)",
+    )
     max_block_size: int | None = Field(None, ge=2, description="blocks larger than this are skipped and reported")
     max_pairs: int | None = Field(None, ge=1, description="refuse the rule if it would produce more pairs than this")
 

@@ -285,6 +285,8 @@ STD = pa.schema(
         ("id_key", pa.string()),
         ("id_number", pa.string()),
         ("id_placeholder", pa.bool_()),
+        ("id_valid", pa.bool_()),
+        ("id_type", pa.string()),
         ("mobile", pa.string()),
         ("phones", pa.list_(pa.string())),
         ("name_norm", pa.string()),
@@ -305,6 +307,25 @@ def test_default_id_masks_catch_every_single_typo_and_transposition() -> None:
     pairs, _ = block(rows, load_match_config(), STD)
     with_base = {right for (left, right) in as_dict(pairs) if left == 0}
     assert with_base == set(range(1, len(rows)))
+
+
+def test_default_id_masks_leave_out_two_valid_resident_ids() -> None:
+    # two valid resident IDs that differ are two people: hard evidence rejects the pair anyway
+    rows = [
+        {"id_number": "11010519491231002X", "id_valid": True, "id_type": "RESIDENT_ID"},
+        {"id_number": "110105194912310038", "id_valid": True, "id_type": "RESIDENT_ID"},
+        {"id_number": "110105194912310030", "id_valid": False, "id_type": "RESIDENT_ID"},
+        {"id_number": "110105194912310039", "id_valid": True, "id_type": "PASSPORT_CN"},
+    ]
+    pairs = as_dict(block(rows, load_match_config(), STD)[0])
+    assert (0, 1) not in pairs
+    assert {(0, 2), (1, 2), (0, 3), (1, 3), (2, 3)} <= set(pairs)
+
+
+def test_unless_both_drops_only_pairs_whose_two_records_meet_it() -> None:
+    rows = [{"a": "x", "b": "1"}, {"a": "x", "b": "1"}, {"a": "x", "b": "2"}, {"a": "x", "b": None}]
+    cfg = load_match_config({"blocking": {"rules": [{"name": "a", "keys": ["a"], "unless_both": "b = '1'"}]}})
+    assert set(as_dict(block(rows, cfg)[0])) == {(0, 2), (0, 3), (1, 2), (1, 3), (2, 3)}
 
 
 def test_default_rules_skip_placeholders_and_never_pair_on_name_alone() -> None:

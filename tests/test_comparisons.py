@@ -317,3 +317,24 @@ def test_levels_are_symmetric(rows: list[dict[str, Any]]) -> None:
         for c in CONFIG.comparisons:
             assert row[f"gamma_{c.name}"] == mirror[f"gamma_{c.name}"], c.name
             assert -1 <= row[f"gamma_{c.name}"] <= len(c.levels)
+
+
+# ------------------------------------------------------------------ the edit-distance guard never drops a close pair
+
+_code = st.text(alphabet="01X张", min_size=0, max_size=20)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(_code, _code), min_size=1, max_size=40), st.integers(1, 2))
+def test_edit_guard_holds_for_every_pair_within_distance(pairs: list[tuple[str, str]], k: int) -> None:
+    from matchers.comparisons import edit_guard
+
+    with DuckDBEngine(threads=1) as engine:
+        engine.register("p", pa.table({"a": [a for a, _ in pairs], "b": [b for _, b in pairs]}))
+        guard = edit_guard("a", "b", k, engine.dialect)
+        got = engine.sql(f"SELECT {guard} AS g FROM p")["g"].to_pylist()
+    lev = levenshtein([a for a, _ in pairs], [b for _, b in pairs]).to_pylist()
+    dam = damerau_levenshtein([a for a, _ in pairs], [b for _, b in pairs]).to_pylist()
+    for g, d1, d2 in zip(got, lev, dam, strict=True):
+        if min(d1, d2) <= k:
+            assert g

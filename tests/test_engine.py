@@ -123,3 +123,9 @@ def test_dialect_keys_evaluate(engine: DuckDBEngine) -> None:
         for i, k in enumerate(["substr(id_number, 1, 8)", "right(id_number, 4)", "year(birth_date)"])
     )
     assert engine.sql(f"SELECT {keys} FROM t").to_pylist() == [{"k0": "11010519", "k1": "002X", "k2": "1970"}]
+
+
+def test_progress_bar_is_off() -> None:
+    with DuckDBEngine(threads=1) as engine:
+        value = engine.sql("SELECT current_setting('enable_progress_bar') AS v")["v"].to_pylist()[0]
+    assert value is False
