@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from matchers.survivorship_lists import sorted_factorize
 from mdm.errors import MdmError
 
 log = logging.getLogger(__name__)
@@ -245,7 +246,7 @@ def assign_golden_ids(
             raise GoldenIdError("the previous xref names golden IDs that are unknown or retired without a successor")
 
     # record_key order as an integer rank (stable tie-breaks without string reductions)
-    key_rank = pd.factorize(cl["record_key"], sort=True)[0]
+    key_rank = sorted_factorize(cl["record_key"].to_numpy(dtype=object))[0]
     cl = cl.assign(key_rank=key_rank)
 
     # ---- overlap: (cluster, old_gid) -> shared records, smallest shared key

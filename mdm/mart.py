@@ -21,16 +21,17 @@ import logging
 import os
 import re
 import shutil
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from mdm.crypto import read_parquet_any, write_duckdb_tables, write_parquet_encrypted
+from mdm.crypto import FileDigest, read_parquet_any, write_duckdb_tables, write_parquet_sealed
 from mdm.errors import MdmError
 from schemas.masking import MaskingConfig
-from validators.masking import mask_table
+from validators.masking import MaskMemo, mask_table
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +125,13 @@ def build_mart(
     master_key: bytes | None = None,
     mart_key: bytes | None = None,
     keep_versions: int = 3,
+    master_tables: Mapping[str, pa.Table] | None = None,
 ) -> Path:
     """Build the analyst mart from one published master version and make it current; return its folder.
 
     ``master_key`` opens an encrypted master; ``mart_key`` (optional) encrypts the mart too.
+    ``master_tables``: that version's tables already in memory (as published), so the files
+    are not read and decrypted again; only tables with a file in the version are used.
     """
     master_version_dir, mart_dir = Path(master_version_dir), Path(mart_dir)
     if not token_key:
@@ -137,12 +141,20 @@ def build_mart(
         raise MartNotFoundError(f"{master_version_dir} holds no master tables (*.parquet)")
     tables: dict[str, pa.Table] = {}
     dropped_report: dict[str, list[str]] = {}
-    for file in sources:
-        masked, dropped = mask_table(read_parquet_any(file, master_key), config, token_key)
+    memo = MaskMemo()
+    # largest first: the source records hold every value the golden records show, so those mask from the memo
+    in_memory = dict(master_tables or {})
+    for file in sorted(sources, key=lambda f: -f.stat().st_size):
+        held = in_memory.get(file.stem)
+        table = held if isinstance(held, pa.Table) else read_parquet_any(file, master_key)
+        masked, dropped = mask_table(table, config, token_key, memo)
+        del table, held
         tables[file.stem] = masked
         if dropped:
             dropped_report[file.stem] = dropped
             log.info("mart: table %s without column(s) %s", file.stem, ", ".join(dropped))
+    del memo
+    tables = {name: tables[name] for name in sorted(tables)}
     if "customer_xref" in tables and {"golden_id", "source_system"} <= set(tables["customer_xref"].column_names):
         tables["customer_360"] = customer_360(tables["customer_xref"])
     root = mart_dir / "versions"
@@ -151,13 +163,16 @@ def build_mart(
     partial = root / (name + PARTIAL)
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
-    for table_name, table in tables.items():
-        target = partial / f"{table_name}.parquet"
-        if mart_key is not None:
-            write_parquet_encrypted(table, target, mart_key)
-        else:
-            pq.write_table(table, target, compression="zstd")
-    write_duckdb_tables(partial / MART_DB, tables, mart_key)
+    digests: dict[str, FileDigest] = {}
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mart-duckdb") as pool:
+        database = pool.submit(write_duckdb_tables, partial / MART_DB, tables, mart_key)
+        try:
+            for table_name, table in tables.items():
+                target = partial / f"{table_name}.parquet"
+                digests[target.name] = write_parquet_sealed(table, target, mart_key)
+        finally:
+            database.result()
+    digests[MART_DB] = FileDigest((partial / MART_DB).stat().st_size, _sha256(partial / MART_DB))
     manifest = {
         "version": name,
         "master_version": master_version_dir.name,
@@ -165,9 +180,7 @@ def build_mart(
         "encrypted": mart_key is not None,
         "tables": {t: {"rows": tbl.num_rows, "columns": tbl.column_names} for t, tbl in tables.items()},
         "dropped_columns": dropped_report,
-        "files": {
-            f.name: {"bytes": f.stat().st_size, "sha256": _sha256(f)} for f in sorted(partial.iterdir()) if f.is_file()
-        },
+        "files": {name: {"bytes": d.size, "sha256": d.sha256} for name, d in sorted(digests.items())},
     }
     (partial / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
     for f in partial.iterdir():

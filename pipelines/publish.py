@@ -26,6 +26,7 @@ import shutil
 import socket
 import threading
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +34,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from mdm.crypto import connect_duckdb, read_parquet_any, write_duckdb_tables, write_parquet_encrypted
+from mdm.crypto import FileDigest, connect_duckdb, read_parquet_any, write_duckdb_tables, write_parquet_sealed
 from mdm.errors import MdmError, PublishError, RunLockedError
 from mdm.fsutil import fsync_dir, fsync_file
 from schemas.master import MASTER_TABLES, REQUIRED_TABLES, conform_table, empty_table
@@ -109,19 +109,37 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_parquet_file(table: pa.Table, path: Path, key: bytes | None = None) -> None:
-    """Write one table as Parquet, encrypted when ``key`` is given (the single place a master Parquet is written)."""
-    if key is not None:
-        write_parquet_encrypted(table, path, key)
-    else:
-        pq.write_table(table, path, compression="zstd")
-    fsync_file(path)
+def write_parquet_file(table: pa.Table, path: Path, key: bytes | None = None) -> FileDigest:
+    """Write one table as Parquet, encrypted when ``key`` is given (the single place a master Parquet is written).
+
+    One streaming pass: encrypted page by page and hashed on the way to disk (then fsynced);
+    returns the file's size and SHA-256 for the manifest.
+    """
+    return write_parquet_sealed(table, path, key)
 
 
-def write_duckdb_file(tables: Mapping[str, pa.Table], path: Path, key: bytes | None = None) -> None:
-    """Write every table into one DuckDB file, encrypted when ``key`` is given."""
+def write_duckdb_file(tables: Mapping[str, pa.Table], path: Path, key: bytes | None = None) -> FileDigest:
+    """Write every table into one DuckDB file, encrypted when ``key`` is given; its size and SHA-256."""
     write_duckdb_tables(path, tables, key)
     fsync_file(path)
+    return FileDigest(path.stat().st_size, _sha256(path))
+
+
+def _write_version_files(folder: Path, tables: Mapping[str, pa.Table], key: bytes | None) -> dict[str, FileDigest]:
+    """Every table as Parquet plus the DuckDB database, the database in a second thread.
+
+    DuckDB and the Parquet writer both release the GIL, so the two writers overlap; an error
+    in either is raised here (the folder is still ``.partial``, so nothing is published).
+    """
+    digests: dict[str, FileDigest] = {}
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish-duckdb") as pool:
+        database = pool.submit(write_duckdb_file, tables, folder / DUCKDB_FILE, key)
+        try:
+            for name, table in sorted(tables.items(), key=lambda kv: -kv[1].nbytes):
+                digests[f"{name}.parquet"] = write_parquet_file(table, folder / f"{name}.parquet", key)
+        finally:
+            digests[DUCKDB_FILE] = database.result()
+    return digests
 
 
 def connect_version(master_dir: Path, version: str, key: bytes | None = None) -> duckdb.DuckDBPyConnection:
@@ -389,12 +407,10 @@ def publish_master(
         sequence = (previous[-1].sequence + 1) if previous else 1
         partial = root / (run_id + PARTIAL)
         partial.mkdir()
-        files: dict[str, dict[str, object]] = {}
-        for name, table in conformed.items():
-            write_parquet_file(table, partial / f"{name}.parquet", key)
-        write_duckdb_file(conformed, partial / DUCKDB_FILE, key)
-        for file in sorted(partial.iterdir()):
-            files[file.name] = {"bytes": file.stat().st_size, "sha256": _sha256(file)}
+        digests = _write_version_files(partial, conformed, key)
+        files: dict[str, dict[str, object]] = {
+            name: {"bytes": d.size, "sha256": d.sha256} for name, d in sorted(digests.items())
+        }
         manifest = {
             "run_id": run_id,
             "sequence": sequence,

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mdm.errors import DataQualityError, MdmError, SourceError
 from pipelines.landing import RunFolder, find_last_good_landing, read_landing, read_manifest
@@ -249,38 +251,68 @@ SOURCE_RECORD_COLUMNS = (
 )
 
 
-def record_links(std: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
-    """How each record was linked: its strongest accepted link (or 'singleton')."""
-    accepted = pairs.loc[pairs["decision"].isin(ACCEPTED), ["rid_l", "rid_r", "decision", "match_weight"]].copy()
-    accepted["decision"] = accepted["decision"].astype(str)
+def _pairs_table(pairs: pa.Table | pd.DataFrame, columns: list[str] | None = None) -> pa.Table:
+    """The match pairs as Arrow (only ``columns`` when given), the decision as plain text."""
+    if isinstance(pairs, pd.DataFrame):
+        table = pa.Table.from_pandas(pairs if columns is None else pairs[columns], preserve_index=False)
+    else:
+        table = pairs if columns is None else pairs.select(columns)
+    for i, f in enumerate(table.schema):
+        if pa.types.is_dictionary(f.type):
+            table = table.set_column(i, f.name, pc.cast(table.column(i), f.type.value_type))
+    return table
+
+
+def _decision_filter(table: pa.Table, decisions: tuple[str, ...]) -> pa.Table:
+    return table.filter(pc.is_in(pc.cast(table["decision"], pa.string()), pa.array(decisions, pa.string())))
+
+
+def record_links(std: pd.DataFrame, pairs: pa.Table | pd.DataFrame) -> pd.DataFrame:
+    """How each record was linked: its strongest accepted link (or 'singleton').
+
+    Strongest: must_link, then deterministic, then auto; among equals the highest weight.
+    One sort over integer codes, no string work per pair.
+    """
     rank = {"must_link": 3, "deterministic": 2, "auto": 1}
-    sides = pd.concat(
-        [
-            accepted[["rid_l", "decision", "match_weight"]].rename(columns={"rid_l": "rid"}),
-            accepted[["rid_r", "decision", "match_weight"]].rename(columns={"rid_r": "rid"}),
-        ],
-        ignore_index=True,
+    names = np.array(["singleton", "auto", "deterministic", "must_link"], dtype=object)
+    sel = _decision_filter(pa.table(_pairs_table(pairs, ["rid_l", "rid_r", "decision", "match_weight"])), ACCEPTED)
+    code = pc.index_in(sel["decision"], pa.array(names)).to_numpy(zero_copy_only=False)
+    code = np.where(np.isin(code, [rank[d] for d in rank]), code, 0).astype(np.int64)
+    rid = np.concatenate([sel["rid_l"].to_numpy(), sel["rid_r"].to_numpy()])
+    rk = np.concatenate([code, code])
+    weight = sel["match_weight"].to_numpy(zero_copy_only=False).astype(np.float64)
+    weight = np.concatenate([weight, weight])
+    order = np.lexsort((-weight, -rk, rid))  # rid ascending, rank and weight descending, NaN weights last
+    rid, rk, weight = rid[order], rk[order], weight[order]
+    first = np.ones(len(rid), dtype=bool)
+    first[1:] = rid[1:] != rid[:-1]
+    at = pd.Index(std["rid"].to_numpy()).get_indexer(rid[first])
+    ok = at >= 0
+    link_code = np.zeros(len(std), dtype=np.int64)
+    link_weight = np.full(len(std), np.nan)
+    link_code[at[ok]] = rk[first][ok]
+    link_weight[at[ok]] = weight[first][ok]
+    return pd.DataFrame(
+        {
+            "rid": std["rid"].to_numpy(),
+            "record_key": std["record_key"].to_numpy(),
+            "source_system": std["source_system"].to_numpy(),
+            "source_record_id": std["source_record_id"].to_numpy(),
+            "link_type": names[link_code],
+            "link_weight": link_weight,
+        }
     )
-    sides["rank"] = sides["decision"].map(rank).fillna(0)
-    best = sides.sort_values(["rid", "rank", "match_weight"], ascending=[True, False, False]).drop_duplicates("rid")
-    out = std[["rid", "record_key", "source_system", "source_record_id"]].merge(
-        best[["rid", "decision", "match_weight"]], on="rid", how="left"
-    )
-    out["link_type"] = out["decision"].fillna("singleton")
-    out["link_weight"] = out["match_weight"].astype("float64")
-    return out.drop(columns=["decision", "match_weight"])
 
 
-def link_table(std: pd.DataFrame, pairs: pd.DataFrame, decisions: tuple[str, ...]) -> pd.DataFrame:
-    """Pairs with the given decisions, keyed by stable record keys (run-local rids dropped)."""
-    keys = std["record_key"].to_numpy()
-    sel = pairs[pairs["decision"].isin(decisions)].copy()
-    for col in sel.columns:
-        if isinstance(sel[col].dtype, pd.CategoricalDtype):
-            sel[col] = sel[col].astype(str)
-    sel.insert(0, "record_key_l", keys[sel["rid_l"].to_numpy()])
-    sel.insert(1, "record_key_r", keys[sel["rid_r"].to_numpy()])
-    return sel.drop(columns=[c for c in ("rid_l", "rid_r") if c in sel.columns]).reset_index(drop=True)
+def link_table(std: pd.DataFrame, pairs: pa.Table | pd.DataFrame, decisions: tuple[str, ...]) -> pa.Table:
+    """Pairs with the given decisions, keyed by stable record keys (run-local rids dropped), as Arrow."""
+    keys = pa.array(std["record_key"].to_numpy(dtype=object), pa.string())
+    by_rid = pd.Index(std["rid"].to_numpy())
+    sel = _decision_filter(_pairs_table(pairs), decisions)
+    left = keys.take(pa.array(by_rid.get_indexer(sel["rid_l"].to_numpy())))
+    right = keys.take(pa.array(by_rid.get_indexer(sel["rid_r"].to_numpy())))
+    rest = sel.drop_columns([c for c in ("rid_l", "rid_r") if c in sel.column_names])
+    return rest.add_column(0, "record_key_l", left).add_column(1, "record_key_r", right)
 
 
 def assemble_master_tables(
@@ -290,16 +322,30 @@ def assemble_master_tables(
     quarantine: pa.Table,
     run_log: pd.DataFrame,
 ) -> dict[str, Any]:
-    """The tables of one master version (docs/ARCHITECTURE.md §5)."""
-    pairs = matched.pairs if isinstance(matched.pairs, pd.DataFrame) else matched.pairs.to_pandas()
+    """The tables of one master version (docs/ARCHITECTURE.md §5).
+
+    The large tables (``source_records``, ``match_links``) are built as Arrow straight from
+    the columns, so publish writes them without another conversion; ``customer_xref`` and
+    ``review_queue`` stay pandas (the stewards' queue sync reads them).
+    """
+    pairs = matched.pairs
     links = record_links(std, pairs)
-    xref = links.merge(golden.xref[["record_key", "golden_id"]], on="record_key", how="left")
-    xref = xref[["source_system", "source_record_id", "record_key", "golden_id", "link_type", "link_weight"]]
+    gid = golden.xref[["record_key", "golden_id"]]
+    at = pd.Index(gid["record_key"]).get_indexer(links["record_key"])
+    golden_id = gid["golden_id"].to_numpy(dtype=object)[np.where(at >= 0, at, 0)]
+    golden_id[at < 0] = None
+    links["golden_id"] = golden_id
+    xref = links[["source_system", "source_record_id", "record_key", "golden_id", "link_type", "link_weight"]]
     review = matched.review.copy()
     if "match_probability" not in review.columns:
-        prob = pairs.set_index(["rid_l", "rid_r"])["match_probability"]
+        table = _pairs_table(pairs, ["rid_l", "rid_r", "match_probability"])
+        prob = pd.Series(
+            table["match_probability"].to_numpy(),
+            index=pd.MultiIndex.from_arrays([table["rid_l"].to_numpy(), table["rid_r"].to_numpy()]),
+        )
         idx = pd.MultiIndex.from_arrays([review["rid_l"], review["rid_r"]])
         review["match_probability"] = prob.reindex(idx).to_numpy()
+    kept = [c for c in SOURCE_RECORD_COLUMNS if c in std.columns]
     return {
         "golden_customer": golden.golden,
         "customer_xref": xref,
@@ -310,15 +356,27 @@ def assemble_master_tables(
         "review_queue": review.drop(columns=[c for c in ("rid_l", "rid_r") if c in review.columns]),
         "quarantine": quarantine,
         "run_log": run_log,
-        "source_records": std[[c for c in SOURCE_RECORD_COLUMNS if c in std.columns]],
+        "source_records": pa.Table.from_pandas(std, columns=kept, preserve_index=False),
     }
 
 
-def build_analyst_mart(config: RunConfig, version_dir: Path, key: bytes | None) -> Path:
-    """The masked, tokenized copy of the master that analysts query (``mdm query``)."""
+def build_analyst_mart(
+    config: RunConfig, version_dir: Path, key: bytes | None, tables: dict[str, Any] | None = None
+) -> Path:
+    """The masked, tokenized copy of the master that analysts query (``mdm query``).
+
+    ``tables``: the version's tables still in memory from publish (Arrow tables are used as
+    they are; the others are read from the version's files).
+    """
     from mdm.mart import build_mart
     from schemas.masking import masking_config_from_overrides
+    from schemas.master import MASTER_TABLES, conform_table
 
+    held = {  # as published: conformed to the master schemas (a no-op for tables already conforming)
+        name: conform_table(MASTER_TABLES[name], table)
+        for name, table in (tables or {}).items()
+        if isinstance(table, pa.Table) and name in MASTER_TABLES
+    }
     return build_mart(
         version_dir,
         config.mart_dir,
@@ -326,6 +384,7 @@ def build_analyst_mart(config: RunConfig, version_dir: Path, key: bytes | None) 
         config.token_key(),
         master_key=key,
         keep_versions=config.model.keep_versions,
+        master_tables=held,
     )
 
 

@@ -24,7 +24,9 @@ import hmac
 import re
 import unicodedata
 from collections.abc import Callable
+from functools import lru_cache
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,6 +34,7 @@ import pyarrow.compute as pc
 from schemas.masking import DEFAULT_MASKING, PII_CLASSES, MaskingConfig, MaskPattern
 
 __all__ = [
+    "MaskMemo",
     "mask_array",
     "mask_series",
     "mask_text",
@@ -124,20 +127,28 @@ def _mask_email(text: str, cfg: MaskingConfig) -> str:
 
 
 def _mask_address(text: str, cfg: MaskingConfig) -> str:
-    from validators.address_regions import resolve_region
     from validators.addresses import normalize_address_text
 
     ch3 = cfg.mask_char * 3
     if cfg.address_keep == "none":
         return ch3
-    norm = normalize_address_text(text)
+    kept = _kept_region(normalize_address_text(text), cfg.address_keep)
+    return kept + ch3 if kept else ch3
+
+
+@lru_cache(maxsize=1 << 18)
+def _kept_region(norm: str, address_keep: str) -> str:
+    """The part of a normalized address a mask keeps (cached: a raw address and its normalized
+    form, in the source and golden tables, resolve once)."""
+    from validators.address_regions import resolve_region
+
     region = resolve_region(norm)
-    if cfg.address_keep == "district":
+    if address_keep == "district":
         kept = norm[: region.end]
     else:
-        parts = (region.province,) if cfg.address_keep == "province" else (region.province, region.city)
+        parts = (region.province,) if address_keep == "province" else (region.province, region.city)
         kept = "".join(dict.fromkeys(p for p in parts if p))
-    return kept + ch3 if kept else ch3
+    return kept
 
 
 def mask_text(cls: str, text: str | None, config: MaskingConfig = DEFAULT_MASKING) -> str | None:
@@ -220,6 +231,31 @@ def normalize_for_token(cls: str, text: str | None) -> str | None:
     return value
 
 
+def _token_function(cls: str, key: bytes, config: MaskingConfig) -> Callable[[str], str | None]:
+    """:func:`token_value` for many values under one key: the HMAC key schedule and the family
+    prefix are hashed once (RFC 2104 inner/outer states), each value costs two hash copies."""
+    if not key:
+        raise ValueError("a token key is required (set MDM_TOKEN_KEY)")
+    block = hashlib.sha256().block_size
+    padded = (hashlib.sha256(key).digest() if len(key) > block else key).ljust(block, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
+    inner.update(f"{_FAMILY.get(cls, cls)}\x1f".encode())
+    n_hex = config.token_hex_chars
+
+    def token(text: str) -> str | None:
+        norm = normalize_for_token(cls, text)
+        if norm is None:
+            return None
+        i = inner.copy()
+        i.update(norm.encode())
+        o = outer.copy()
+        o.update(i.digest())
+        return o.hexdigest()[:n_hex]
+
+    return token
+
+
 def token_value(cls: str, text: str | None, key: bytes, config: MaskingConfig = DEFAULT_MASKING) -> str | None:
     """Keyed token of one value: hex HMAC-SHA256(key, family ␟ normalized value), truncated."""
     norm = normalize_for_token(cls, text)
@@ -243,40 +279,67 @@ def _as_array(values: pa.Array | pa.ChunkedArray | pd.Series) -> pa.Array:
     return values
 
 
-def _map_strings(arr: pa.Array, fn: Callable[[str], str | None]) -> pa.Array:
+class MaskMemo:
+    """Results already computed in one mart build, by operation and class (tables share values:
+    a golden record's name is one of its source records' names, so it is masked only once)."""
+
+    def __init__(self) -> None:
+        self._maps: dict[tuple[str, str], dict[str, str | None]] = {}
+
+    def table(self, op: str, cls: str) -> dict[str, str | None]:
+        return self._maps.setdefault((op, cls), {})
+
+
+def _map_strings(
+    arr: pa.Array, fn: Callable[[str], str | None], known: dict[str, str | None] | None = None
+) -> pa.Array:
     if pa.types.is_null(arr.type):
         return pa.nulls(len(arr), pa.string())
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         arr = pc.cast(arr, pa.string())
-    uniq = pc.unique(arr)
-    mapped = pa.array([None if v is None else fn(v) for v in uniq.to_pylist()], pa.string())
-    return pc.take(mapped, pc.index_in(arr, value_set=uniq))
+    uniq = pc.unique(arr.drop_null()) if arr.null_count else pc.unique(arr)
+    done = {} if known is None else known
+    values = uniq.to_pylist()
+    mapped = [done[v] if v in done else done.setdefault(v, fn(v)) for v in values]
+    return pc.take(pa.array(mapped, pa.string()), pc.index_in(arr, value_set=uniq))
 
 
-def _map_any(values: pa.Array | pa.ChunkedArray | pd.Series, fn: Callable[[str], str | None]) -> pa.Array:
+def _map_any(
+    values: pa.Array | pa.ChunkedArray | pd.Series,
+    fn: Callable[[str], str | None],
+    known: dict[str, str | None] | None = None,
+) -> pa.Array:
     arr = _as_array(values)
     if pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
-        flat = _map_strings(pc.list_flatten(arr), fn)
+        flat = _map_strings(pc.list_flatten(arr), fn, known)
         lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False)
-        offsets = pa.array([0, *lengths.cumsum().tolist()], pa.int32())
-        return pa.ListArray.from_arrays(offsets, flat, mask=arr.is_null())
-    return _map_strings(arr, fn)
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), flat, mask=arr.is_null())
+    return _map_strings(arr, fn, known)
 
 
 def mask_array(
-    cls: str, values: pa.Array | pa.ChunkedArray | pd.Series, config: MaskingConfig = DEFAULT_MASKING
+    cls: str,
+    values: pa.Array | pa.ChunkedArray | pd.Series,
+    config: MaskingConfig = DEFAULT_MASKING,
+    memo: MaskMemo | None = None,
 ) -> pa.Array:
     """Mask a string or list<string> column (each distinct value once); nulls stay null."""
-    return _map_any(values, lambda v: mask_text(cls, v, config))
+    known = None if memo is None else memo.table("mask", cls)
+    return _map_any(values, lambda v: mask_text(cls, v, config), known)
 
 
 def token_array(
-    cls: str, values: pa.Array | pa.ChunkedArray | pd.Series, key: bytes, config: MaskingConfig = DEFAULT_MASKING
+    cls: str,
+    values: pa.Array | pa.ChunkedArray | pd.Series,
+    key: bytes,
+    config: MaskingConfig = DEFAULT_MASKING,
+    memo: MaskMemo | None = None,
 ) -> pa.Array:
     """Keyed tokens of a string or list<string> column (each distinct value once); nulls stay null."""
-    if not key:
-        raise ValueError("a token key is required (set MDM_TOKEN_KEY)")
-    return _map_any(values, lambda v: token_value(cls, v, key, config))
+    known = None if memo is None else memo.table("token", cls)
+    return _map_any(values, _token_function(cls, key, config), known)
 
 
 def mask_series(cls: str, values: pd.Series, config: MaskingConfig = DEFAULT_MASKING) -> pd.Series:
@@ -303,11 +366,14 @@ def _as_text(arr: pa.Array) -> pa.Array:
     return pc.cast(arr, pa.string())
 
 
-def mask_table(table: pa.Table, config: MaskingConfig, key: bytes) -> tuple[pa.Table, list[str]]:
+def mask_table(
+    table: pa.Table, config: MaskingConfig, key: bytes, memo: MaskMemo | None = None
+) -> tuple[pa.Table, list[str]]:
     """The analyst view of ``table``: PII masked with tokens beside, dropped and unclassified columns removed.
 
     Returns the new table and the names of the columns removed. A column the config does
     not classify is removed (fail closed), so a new PII column never leaks by accident.
+    ``memo`` (one per mart build) shares results between the columns and tables of one build.
     """
     names: list[str] = []
     arrays: list[pa.Array] = []
@@ -326,10 +392,10 @@ def mask_table(table: pa.Table, config: MaskingConfig, key: bytes) -> tuple[pa.T
         is_list = pa.types.is_list(text.type) or pa.types.is_large_list(text.type)
         if cls != "token_only":
             names.append(column + config.masked_suffix)
-            arrays.append(mask_array(cls, text, config))
+            arrays.append(mask_array(cls, text, config, memo))
         else:
             dropped.append(column)
         if config.wants_token(cls):
             names.append(config.token_column(column, is_list))
-            arrays.append(token_array(cls, text, key, config))
+            arrays.append(token_array(cls, text, key, config, memo))
     return pa.Table.from_arrays(arrays, names=names), dropped
