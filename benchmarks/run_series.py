@@ -120,7 +120,7 @@ def run_once(persons: int, delta: bool) -> dict[str, object]:
     accuracy = evaluate_run(xref.rename(columns={"golden_id": "cluster"}), truth)
     out: dict[str, object] = {
         "persons": persons,
-        "records": int(len(xref)),
+        "records": len(xref),
         "wall_s": round(wall, 1),
         "cpu_s": round(cpu, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

@@ -171,7 +171,7 @@ class NightlyRun:
         steps.audit(self.config, "publish", f"master:{self.run_id}", {
             "golden_customers": len(golden.golden), "source_records": len(std)})
         with self.metrics.step("analyst mart"):
-            self.report.mart_version = tasks.analyst_mart(self.config, version, self.key)
+            self.report.mart_version = tasks.analyst_mart(self.config, version, self.key, tables)
         with self.metrics.step("review queue"):
             self.report.review_sync = tasks.review_queue(self.config, tables, self.run_id)
 

@@ -82,8 +82,8 @@ def publish(config: RunConfig, run_id: str, tables: dict[str, Any], key: bytes |
 
 
 @task(name="analyst-mart", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5, retry_condition_fn=_retry_on_io)
-def analyst_mart(config: RunConfig, version_dir: str, key: bytes | None) -> str:
-    return str(steps.build_analyst_mart(config, Path(version_dir), key))
+def analyst_mart(config: RunConfig, version_dir: str, key: bytes | None, tables: dict[str, Any]) -> str:
+    return str(steps.build_analyst_mart(config, Path(version_dir), key, tables))
 
 
 @task(name="review-queue", cache_policy=NO_CACHE, **IO_RETRIES)
