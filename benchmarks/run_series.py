@@ -33,8 +33,19 @@ sys.path.insert(0, str(REPO))
 
 
 def _keys() -> None:
-    os.environ.setdefault("MDM_MASTER_KEY", secrets.token_hex(32))
-    os.environ.setdefault("MDM_TOKEN_KEY", secrets.token_hex(32))
+    """Throw-away keys for the benchmark masters, kept in benchmarks/out/keys.env (git-ignored)
+    so that the load test and later runs can open what a run published."""
+    path = OUT / "keys.env"
+    if not path.exists():
+        OUT.mkdir(parents=True, exist_ok=True)
+        old = os.umask(0o077)
+        try:
+            path.write_text(f"MDM_MASTER_KEY={secrets.token_hex(32)}\nMDM_TOKEN_KEY={secrets.token_hex(32)}\n")
+        finally:
+            os.umask(old)
+    for line in path.read_text().splitlines():
+        name, _, value = line.partition("=")
+        os.environ.setdefault(name, value)
 
 
 def data_dir(persons: int) -> Path:
