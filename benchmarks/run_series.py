@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -140,30 +141,58 @@ def run_once(persons: int, delta: bool) -> dict[str, object]:
         "accuracy": _jsonable(accuracy),
     }
     if delta:
-        nxt = OUT / f"data-{persons // 1000}k-next"
-        changed = perturb(sample, nxt)
-        sources = yaml.safe_load((root / "sources.yaml").read_text(encoding="utf-8"))
-        sources["base_dir"] = str(nxt)
-        (root / "sources.yaml").write_text(yaml.safe_dump(sources, allow_unicode=True), encoding="utf-8")
-        t1 = time.perf_counter()
-        second = run_locally(config)
-        xref2 = read_parquet_any(Path(str(second.master_version)) / "customer_xref.parquet", load_key()).to_pandas()
-        both = xref[["record_key", "golden_id"]].merge(xref2[["record_key", "golden_id"]], on="record_key")
-        moved = int((both["golden_id_x"] != both["golden_id_y"]).sum())
-        ids_before = set(xref["golden_id"])
-        ids_after = set(xref2["golden_id"])
-        out["delta"] = {
-            "changed_records": changed,
-            "wall_s": round(time.perf_counter() - t1, 1),
-            "records_moved": moved,
-            "golden_ids_before": len(ids_before),
-            "golden_ids_gone": len(ids_before - ids_after),
-            "golden_ids_new": len(ids_after - ids_before),
-            "share_of_golden_ids_changed": round(
-                (len(ids_before - ids_after) + len(ids_after - ids_before)) / max(len(ids_before), 1), 5
-            ),
-        }
+        out["delta"] = second_night(persons, root, config, xref)
     return out
+
+
+def second_night(persons: int, root: Path, config: Path, xref: Any) -> dict[str, object]:
+    """Run the next night over a copy of the extracts with ~1% changed records; count golden-ID changes."""
+    from mdm.crypto import load_key, read_parquet_any
+    from pipelines.runner import run_locally
+
+    sample = data_dir(persons)
+    nxt = OUT / f"data-{persons // 1000}k-next"
+    changed = perturb(sample, nxt)
+    sources = yaml.safe_load((root / "sources.yaml").read_text(encoding="utf-8"))
+    sources["base_dir"] = str(nxt)
+    (root / "sources.yaml").write_text(yaml.safe_dump(sources, allow_unicode=True), encoding="utf-8")
+    t1 = time.perf_counter()
+    second = run_locally(config)
+    xref2 = read_parquet_any(Path(str(second.master_version)) / "customer_xref.parquet", load_key()).to_pandas()
+    both = xref[["record_key", "golden_id"]].merge(xref2[["record_key", "golden_id"]], on="record_key")
+    moved = int((both["golden_id_x"] != both["golden_id_y"]).sum())
+    ids_before = set(xref["golden_id"])
+    ids_after = set(xref2["golden_id"])
+    return {
+        "changed_records": changed,
+        "wall_s": round(time.perf_counter() - t1, 1),
+        "records_moved": moved,
+        "golden_ids_before": len(ids_before),
+        "golden_ids_gone": len(ids_before - ids_after),
+        "golden_ids_new": len(ids_after - ids_before),
+        "share_of_golden_ids_changed": round(
+            (len(ids_before - ids_after) + len(ids_after - ids_before)) / max(len(ids_before), 1), 5
+        ),
+    }
+
+
+def delta_only(persons: int) -> dict[str, object]:
+    """The second night on top of the master an earlier ``--persons`` run left in benchmarks/out/run-<size>."""
+    _keys()
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")
+    import logging
+
+    from mdm import logs
+    from mdm.crypto import load_key, read_parquet_any
+    from pipelines.publish import current_version
+
+    logs.configure(logging.WARNING)
+    root = OUT / f"run-{persons // 1000}k"
+    version = current_version(root / "master")
+    if version is None:
+        raise SystemExit(f"no published master under {root}; run --persons {persons} first")
+    xref = read_parquet_any(version / "customer_xref.parquet", load_key()).to_pandas()
+    return second_night(persons, root, root / "run.yaml", xref)
 
 
 def pd_read(path: Path):  # type: ignore[no-untyped-def]
@@ -219,8 +248,15 @@ def main() -> None:
     parser.add_argument("--delta", action="store_true", help="also run a second night with ~1%% changed records")
     parser.add_argument("--splink", action="store_true", help="also run the Splink baseline on the same data")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--delta-only", type=int, metavar="PERSONS",
+                        help="only the second night, on the master a previous run of that size published")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.delta_only:
+        result = delta_only(args.delta_only) | {"machine": machine()}
+        (RESULTS / f"delta-{args.delta_only // 1000}k.json").write_text(json.dumps(result, indent=2, default=str))
+        print(json.dumps(result, indent=2, default=str))
+        return
     if args.one:
         result = run_once(args.one, args.delta)
         result["machine"] = machine()
