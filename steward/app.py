@@ -223,11 +223,7 @@ def create_app(config: RunConfig, settings: AppSettings | None = None) -> FastAP
                 raise HTTPException(status_code=403, detail="searching by ID number or phone is for stewards")
             with state.master.cursor() as con:
                 found = evidence.search_customers(con, kind, q[:200])
-                for gid in found.get("golden_id", []):
-                    view = evidence.customer_view(con, gid)
-                    if view is not None:
-                        results.append({"golden_id": view.current_id, "attributes": {
-                            a["attribute"]: a["value"] for a in view.attributes}})
+                results = evidence.customer_summaries(con, [str(g) for g in found.get("golden_id", [])])
             state.audit(session.user.username, "search", "customers", {"kind": kind, "results": len(results)})
         return render(request, "search.html", session, kind=kind, q=q, results=results)
 

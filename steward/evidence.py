@@ -226,7 +226,22 @@ def customer_view(con: duckdb.DuckDBPyConnection, golden_id: str) -> CustomerVie
     return CustomerView(golden_id, current, attrs, records, systems, events)
 
 
-def search_customers(con: duckdb.DuckDBPyConnection, kind: str, value: str, limit: int = 50) -> pd.DataFrame:
+def customer_summaries(con: duckdb.DuckDBPyConnection, golden_ids: list[str]) -> list[dict[str, Any]]:
+    """One line per golden customer for a result list (one query, whatever the number of hits)."""
+    if not golden_ids:
+        return []
+    frame = con.execute(
+        """SELECT golden_id, COLUMNS('^(name|birth_date|n_records|systems)$') FROM golden_customer
+           WHERE golden_id IN (SELECT unnest(?)) ORDER BY golden_id""",
+        [golden_ids],
+    ).df()
+    return [
+        {"golden_id": r["golden_id"], "attributes": {k: _text(v) for k, v in r.items() if k != "golden_id"}}
+        for r in _rows(frame)
+    ]
+
+
+def search_customers(con: duckdb.DuckDBPyConnection, kind: str, value: str, limit: int = 25) -> pd.DataFrame:
     """Golden customers by ID number, phone, name or golden ID (values normalized like the pipeline does)."""
     from validators.id_documents import standardize_ids
     from validators.names import standardize_names
