@@ -99,9 +99,10 @@ def main() -> None:
     reader.close()
 
     port = _free_port()
+    server_log = (REPO / "benchmarks" / "out" / "steward-server.log").open("w")
     server = subprocess.Popen([sys.executable, "-m", "mdm.cli", "serve", "--config", str(args.config),
                                "--port", str(port)], env=os.environ.copy(), cwd=REPO,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=server_log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120

@@ -25,7 +25,7 @@ import io
 import logging
 import os
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
@@ -235,8 +235,16 @@ def _as_arrow(table: pa.Table | pd.DataFrame) -> pa.Table:
     return table if isinstance(table, pa.Table) else pa.Table.from_pandas(table, preserve_index=False)
 
 
-def write_duckdb_tables(path: Path, tables: Mapping[str, pa.Table | pd.DataFrame], key: bytes | None) -> Path:
-    """Write ``tables`` into a new DuckDB file at ``path`` (encrypted when ``key`` is given), atomically."""
+def write_duckdb_tables(
+    path: Path,
+    tables: Mapping[str, pa.Table | pd.DataFrame],
+    key: bytes | None,
+    indexes: Mapping[str, Sequence[str]] | None = None,
+) -> Path:
+    """Write ``tables`` into a new DuckDB file at ``path`` (encrypted when ``key`` is given), atomically.
+
+    ``indexes``: per table, columns that get an (ART) index for point look-ups.
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
@@ -250,6 +258,9 @@ def write_duckdb_tables(path: Path, tables: Mapping[str, pa.Table | pd.DataFrame
             con.register("_mdm_src", _as_arrow(table))
             con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _mdm_src')
             con.unregister("_mdm_src")
+            for column in (indexes or {}).get(name, ()):
+                if column in _as_arrow(table).column_names:
+                    con.execute(f'CREATE INDEX "idx_{name}_{column}" ON "{name}" ("{column}")')
         con.execute("CHECKPOINT")
     finally:
         con.close()

@@ -38,7 +38,7 @@ import pyarrow as pa
 from mdm.crypto import FileDigest, connect_duckdb, read_parquet_any, write_duckdb_tables, write_parquet_sealed
 from mdm.errors import MdmError, PublishError, RunLockedError
 from mdm.fsutil import fsync_dir, fsync_file
-from schemas.master import MASTER_TABLES, REQUIRED_TABLES, conform_table, empty_table
+from schemas.master import INDEXES, MASTER_TABLES, REQUIRED_TABLES, conform_table, empty_table
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def write_parquet_file(table: pa.Table, path: Path, key: bytes | None = None) ->
 
 def write_duckdb_file(tables: Mapping[str, pa.Table], path: Path, key: bytes | None = None) -> FileDigest:
     """Write every table into one DuckDB file, encrypted when ``key`` is given; its size and SHA-256."""
-    write_duckdb_tables(path, tables, key)
+    write_duckdb_tables(path, tables, key, INDEXES)
     fsync_file(path)
     return FileDigest(path.stat().st_size, _sha256(path))
 

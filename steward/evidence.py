@@ -89,26 +89,36 @@ def _as_list(v: Any) -> list[str]:
     return [str(x) for x in (v.tolist() if hasattr(v, "tolist") else v)]
 
 
+def _in(values: list[str]) -> str:
+    """Placeholders for an IN list: explicit values let DuckDB use the table's index."""
+    return "(" + ", ".join("?" * len(values)) + ")" if values else "(NULL)"
+
+
 def _records(con: duckdb.DuckDBPyConnection, keys: list[str]) -> dict[str, dict[str, Any]]:
-    frame = con.execute("SELECT * FROM source_records WHERE record_key IN (SELECT unnest(?))", [keys]).df()
+    frame = con.execute(f"SELECT * FROM source_records WHERE record_key IN {_in(keys)}", keys).df()
     return {str(r["record_key"]): {str(k): v for k, v in r.items()} for r in frame.to_dict("records")}
 
 
 def _golden_of(con: duckdb.DuckDBPyConnection, keys: list[str]) -> dict[str, str]:
     rows = con.execute(
-        "SELECT record_key, golden_id FROM customer_xref WHERE record_key IN (SELECT unnest(?))", [keys]
+        f"SELECT record_key, golden_id FROM customer_xref WHERE record_key IN {_in(keys)}", keys
     ).fetchall()
     return {k: g for k, g in rows}
 
 
 def cluster_members(con: duckdb.DuckDBPyConnection, golden_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-    frame = con.execute(
-        """SELECT x.golden_id, s.record_key, s.source_system, s.source_record_id, s.name_norm, s.name_latin,
-                  s.id_number, s.birth_date, s.mobile, s.address_norm, x.link_type, x.link_weight
-           FROM customer_xref x JOIN source_records s USING (record_key)
-           WHERE x.golden_id IN (SELECT unnest(?)) ORDER BY x.golden_id, s.record_key""",
-        [golden_ids],
+    # Two index look-ups (xref by golden ID, then the records by key) instead of a join that scans.
+    links = con.execute(
+        f"SELECT golden_id, record_key, link_type, link_weight FROM customer_xref WHERE golden_id IN {_in(golden_ids)}",
+        golden_ids,
     ).df()
+    keys = [str(k) for k in links["record_key"]]
+    records = con.execute(
+        f"""SELECT record_key, source_system, source_record_id, name_norm, name_latin, id_number, birth_date,
+                   mobile, address_norm FROM source_records WHERE record_key IN {_in(keys)}""",
+        keys,
+    ).df()
+    frame = links.merge(records, on="record_key", how="left").sort_values(["golden_id", "record_key"])
     out: dict[str, list[dict[str, Any]]] = {g: [] for g in golden_ids}
     for rec in _rows(frame):
         out.setdefault(str(rec["golden_id"]), []).append(rec)
@@ -123,11 +133,11 @@ def pair_evidence(con: duckdb.DuckDBPyConnection, key_l: str, key_r: str) -> Pai
         std_l, std_r = _text(left.get(std_col)), _text(right.get(std_col))
         same = None if not std_l or not std_r else std_l == std_r
         rows.append(FieldRow(label, _text(left.get(raw_col)), _text(right.get(raw_col)), std_l, std_r, same))
-    link = con.execute(
-        """SELECT * FROM match_links WHERE (record_key_l = ? AND record_key_r = ?)
-           OR (record_key_l = ? AND record_key_r = ?) LIMIT 1""",
-        [key_l, key_r, key_r, key_l],
-    ).df()
+    link = con.execute("SELECT * FROM match_links WHERE record_key_l = ? AND record_key_r = ? LIMIT 1",
+                       [key_l, key_r]).df()
+    if link.empty:
+        link = con.execute("SELECT * FROM match_links WHERE record_key_l = ? AND record_key_r = ? LIMIT 1",
+                           [key_r, key_l]).df()
     contributions: list[Contribution] = []
     weight = prob = None
     decision = None
@@ -219,8 +229,10 @@ def customer_view(con: duckdb.DuckDBPyConnection, golden_id: str) -> CustomerVie
     systems = _rows(con.execute("SELECT * FROM customer_systems WHERE golden_id = ?", [current]).df())
     events = _rows(
         con.execute(
-            "SELECT * FROM golden_id_events WHERE golden_id = ? OR related_golden_id = ? ORDER BY run_id, event_id",
-            [current, current],
+            """SELECT * FROM golden_id_events WHERE golden_id = ?
+               UNION ALL SELECT * FROM golden_id_events WHERE related_golden_id = ? AND golden_id != ?
+               ORDER BY run_id, event_id""",
+            [current, current, current],
         ).df()
     )
     return CustomerView(golden_id, current, attrs, records, systems, events)
@@ -249,29 +261,40 @@ def search_customers(con: duckdb.DuckDBPyConnection, kind: str, value: str, limi
 
     value = value.strip()
     if not value:
-        return pd.DataFrame()
+        return pd.DataFrame(columns=["golden_id"])
+    if kind == "golden_id":
+        return con.execute("SELECT DISTINCT golden_id FROM customer_xref WHERE golden_id = ?", [value]).df()
     if kind == "id_number":
-        ids = standardize_ids(pd.Series([None]), pd.Series([value]))
-        number = ids["id_number"].iloc[0] or value.upper()
-        where, arg = "s.id_number = ?", number
-    elif kind == "phone":
-        ph = standardize_phones(pd.Series([value]), pd.Series([None]))
-        phones = ph["phones"].iloc[0] or []
+        number = standardize_ids(pd.Series([None]), pd.Series([value]))["id_number"].iloc[0] or value.upper()
+        return _golden_ids_by(con, [("id_number", number)], limit)
+    if kind == "phone":
+        phones = standardize_phones(pd.Series([value]), pd.Series([None]))["phones"].iloc[0] or []
         e164 = phones[0] if phones else value
-        where, arg = "list_contains(s.phones, ?)", e164
-    elif kind == "name":
-        nm = standardize_names(pd.Series([value]))
-        norm = nm["name_norm"].iloc[0] or value
-        where, arg = "(s.name_norm = ? OR s.name_latin_key = ?)", norm
-        return con.execute(
-            f"""SELECT DISTINCT x.golden_id FROM source_records s JOIN customer_xref x USING (record_key)
-                WHERE {where} LIMIT ?""",
-            [norm, nm["name_latin_key"].iloc[0] or norm, limit],
-        ).df()
-    else:
-        where, arg = "x.golden_id = ?", value
+        found = _golden_ids_by(con, [("mobile", e164)], limit)
+        if len(found):
+            return found
+        keys = [str(k) for (k,) in con.execute(  # landlines live only in the phones lists: a scan
+            "SELECT record_key FROM source_records WHERE list_contains(phones, ?) LIMIT ?", [e164, limit * 4]
+        ).fetchall()]
+        return _golden_ids_of_keys(con, keys, limit)
+    names = standardize_names(pd.Series([value]))
+    norm = names["name_norm"].iloc[0] or value
+    latin = names["name_latin_key"].iloc[0] or norm
+    return _golden_ids_by(con, [("name_norm", norm), ("name_latin_key", latin)], limit)
+
+
+def _golden_ids_by(con: duckdb.DuckDBPyConnection, lookups: list[tuple[str, str]], limit: int) -> pd.DataFrame:
+    """Golden IDs of the records whose indexed column equals a value (index look-ups, no join scan)."""
+    keys = [
+        str(k)
+        for column, v in lookups
+        for (k,) in con.execute(f"SELECT record_key FROM source_records WHERE {column} = ? LIMIT ?",
+                                [v, limit * 4]).fetchall()
+    ]
+    return _golden_ids_of_keys(con, keys, limit)
+
+
+def _golden_ids_of_keys(con: duckdb.DuckDBPyConnection, keys: list[str], limit: int) -> pd.DataFrame:
     return con.execute(
-        f"""SELECT DISTINCT x.golden_id FROM source_records s JOIN customer_xref x USING (record_key)
-            WHERE {where} LIMIT ?""",
-        [arg, limit],
+        f"SELECT DISTINCT golden_id FROM customer_xref WHERE record_key IN {_in(keys)} LIMIT ?", [*keys, limit]
     ).df()

@@ -25,6 +25,7 @@ class MasterReader:
         self._lock = threading.Lock()
         self._version: str | None = None
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._catalog: str | None = None
 
     def _pointer(self) -> str | None:
         try:
@@ -44,17 +45,21 @@ class MasterReader:
                 from pipelines.publish import connect_version
 
                 # The old connection is dropped, not closed: requests still holding its cursors finish first.
-                self._con, self._version = connect_version(self.master_dir, version, self._key), version
+                con = connect_version(self.master_dir, version, self._key)
+                row = con.execute("SELECT current_database()").fetchone()
+                # the shared connection is only touched here, under the lock; requests use cursors
+                self._con, self._version, self._catalog = con, version, (str(row[0]) if row else None)
             return self._con
 
     @contextmanager
     def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
         con = self._connection()
-        catalog = con.execute("SELECT current_database()").fetchone()
-        cur = con.cursor()
+        with self._lock:
+            cur = con.cursor()
+            catalog = self._catalog
         if catalog is not None:
             # a cursor starts in the default catalog; the (possibly encrypted) master is attached by name
-            cur.execute(f'USE "{catalog[0]}"')
+            cur.execute(f'USE "{catalog}"')
         try:
             yield cur
         finally:
