@@ -476,32 +476,29 @@ def _military_id(values: npt.NDArray[np.object_], ctx: _Context, inferring: bool
     return b
 
 
-def _uscc(values: npt.NDArray[np.object_], ctx: _Context, inferring: bool) -> _Batch:
+def _check_coded(
+    values: npt.NDArray[np.object_], ctx: _Context, shape: re.Pattern[str], check: Callable[[str], str], body: int
+) -> _Batch:
+    """A code whose last character checks the ``body`` characters before it (USCC, organization code)."""
     b = _Batch.start(values)
     for i, v in enumerate(values):
-        if not _USCC_RE.fullmatch(v):
+        if not shape.fullmatch(v):
             b.flags[i] = FORMAT
-        elif uscc_check_char(v[:17]) != v[17]:
+        elif check(v[:body]) != v[body]:
             b.flags[i] = CHECKSUM
         else:
             b.valid[i] = True
             b.key[i] = v
         b.placeholder[i] = ctx.looks_placeholder(v)
     return b
+
+
+def _uscc(values: npt.NDArray[np.object_], ctx: _Context, inferring: bool) -> _Batch:
+    return _check_coded(values, ctx, _USCC_RE, uscc_check_char, 17)
 
 
 def _org_code(values: npt.NDArray[np.object_], ctx: _Context, inferring: bool) -> _Batch:
-    b = _Batch.start(values)
-    for i, v in enumerate(values):
-        if not _ORG_RE.fullmatch(v):
-            b.flags[i] = FORMAT
-        elif org_code_check_char(v[:8]) != v[8]:
-            b.flags[i] = CHECKSUM
-        else:
-            b.valid[i] = True
-            b.key[i] = v
-        b.placeholder[i] = ctx.looks_placeholder(v)
-    return b
+    return _check_coded(values, ctx, _ORG_RE, org_code_check_char, 8)
 
 
 def _unverifiable(values: npt.NDArray[np.object_], ctx: _Context, inferring: bool) -> _Batch:
