@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -9,16 +11,22 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from steward.users import UserStore
+
 app = typer.Typer(help="Manage the web app's user accounts (roles: steward, analyst, admin).", no_args_is_help=True)
 console = Console()
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="run config (default: the demo)")]
 
 
-def _store(config: Path | None):  # type: ignore[no-untyped-def]
+@contextmanager
+def _store(config: Path | None) -> Iterator[UserStore]:
     from schemas.settings import load_run_config
-    from steward.users import UserStore
 
-    return UserStore.open(load_run_config(config).state_dir)
+    store = UserStore.open(load_run_config(config).state_dir)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def _password(value: str | None) -> str:
@@ -35,11 +43,8 @@ def add(
     config: ConfigOpt = None,
 ) -> None:
     """Add a user."""
-    store = _store(config)
-    try:
+    with _store(config) as store:
         store.add(username, _password(password), role)
-    finally:
-        store.close()
     console.print(f"added {username} ({role})")
 
 
@@ -50,55 +55,40 @@ def passwd(
     config: ConfigOpt = None,
 ) -> None:
     """Set a user's password (ends the user's sessions)."""
-    store = _store(config)
-    try:
+    with _store(config) as store:
         store.set_password(username, _password(password))
-    finally:
-        store.close()
     console.print(f"password changed for {username}")
 
 
 @app.command("role")
 def role(username: str, new_role: str, config: ConfigOpt = None) -> None:
     """Change a user's role."""
-    store = _store(config)
-    try:
+    with _store(config) as store:
         store.set_role(username, new_role)
-    finally:
-        store.close()
     console.print(f"{username} is now {new_role}")
 
 
 @app.command("disable")
 def disable(username: str, config: ConfigOpt = None) -> None:
     """Disable a user (ends the user's sessions)."""
-    store = _store(config)
-    try:
+    with _store(config) as store:
         store.set_disabled(username, True)
-    finally:
-        store.close()
     console.print(f"disabled {username}")
 
 
 @app.command("enable")
 def enable(username: str, config: ConfigOpt = None) -> None:
     """Enable a disabled user."""
-    store = _store(config)
-    try:
+    with _store(config) as store:
         store.set_disabled(username, False)
-    finally:
-        store.close()
     console.print(f"enabled {username}")
 
 
 @app.command("list")
 def list_users(config: ConfigOpt = None) -> None:
     """List the users."""
-    store = _store(config)
-    try:
+    with _store(config) as store:
         rows = store.all_users()
-    finally:
-        store.close()
     table = Table("user", "role", "disabled", "created")
     for r in rows:
         table.add_row(str(r["username"]), str(r["role"]), "yes" if r["disabled"] else "", str(r["created_at"]))
