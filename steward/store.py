@@ -18,6 +18,7 @@ import datetime as dt
 import hashlib
 import logging
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -110,11 +111,25 @@ class DecisionStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
+        # One connection per thread: the web app serves requests from a thread pool, and a
+        # transaction on a shared connection would collide with another thread's.
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
         self._conn.executescript(_SCHEMA)
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+            with self._guard:
+                self._all.append(conn)
+        return conn
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -128,7 +143,11 @@ class DecisionStore:
         return cls(path) if path.exists() else None
 
     def close(self) -> None:
-        self._conn.close()
+        with self._guard:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
 
     def __enter__(self) -> DecisionStore:
         return self
@@ -249,14 +268,19 @@ class DecisionStore:
 
     # -- claims ----------------------------------------------------------------------------------
 
-    def claim(self, item_id: str, steward: str, lease_seconds: int = 900) -> Claim:
-        """Claim an item for one steward; refused while another steward's lease runs."""
+    def claim(self, item_id: str, steward: str, lease_seconds: int = 900, open_only: bool = False) -> Claim:
+        """Claim an item for one steward; refused while another steward's lease runs.
+
+        ``open_only`` also refuses an item decided meanwhile (the queue's "next item" uses it).
+        """
         now = _now()
         expires = now + dt.timedelta(seconds=lease_seconds)
         with self._tx() as c:
             item = c.execute("SELECT status FROM review_items WHERE item_id=?", (item_id,)).fetchone()
             if item is None:
                 raise ReviewError(f"no review item {item_id!r}; list open items with `mdm review list`")
+            if open_only and item["status"] != "open":
+                raise ReviewError(f"item {item_id} was decided meanwhile; pick another item")
             held = c.execute("SELECT steward, expires_at FROM claims WHERE item_id=?", (item_id,)).fetchone()
             if held is not None and held["steward"] != steward and held["expires_at"] > _iso(now):
                 raise ReviewError(
@@ -289,7 +313,7 @@ class DecisionStore:
         ).fetchall()
         for r in rows:
             try:
-                self.claim(r["item_id"], steward, lease_seconds)
+                self.claim(r["item_id"], steward, lease_seconds, open_only=True)
             except ReviewError:
                 continue  # someone took it between the read and the claim
             return self.item(r["item_id"])

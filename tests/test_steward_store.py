@@ -158,3 +158,28 @@ def test_skipped_items_are_not_served_again_to_the_same_steward(store):
     second = store.next_item("alice")
     assert second is not None and second["item_id"] != first["item_id"]
     assert store.next_item("bob")["item_id"] == first["item_id"]
+
+
+def test_one_store_shared_by_request_threads(store):
+    """The web app shares one store across its request threads: concurrent claims never collide."""
+    store.sync_queue(_queue(*[(f"a:{i}", f"b:{i}", 5.0) for i in range(30)]), None, "R2")
+    errors: list[BaseException] = []
+    got: list[str] = []
+
+    def work(name: str) -> None:
+        try:
+            for _ in range(5):
+                item = store.next_item(name)
+                if item is not None:
+                    got.append(item["item_id"])
+                    store.decide(item["item_id"], name, "match")
+        except BaseException as e:  # collected and asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(f"s{i}",)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len(got) == len(set(got)) > 0
