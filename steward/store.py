@@ -18,7 +18,6 @@ import datetime as dt
 import hashlib
 import logging
 import sqlite3
-import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from mdm.errors import ReviewError
+from steward.sqlite import ThreadLocalSQLite
 
 log = logging.getLogger(__name__)
 
@@ -111,25 +111,12 @@ class DecisionStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        # One connection per thread: the web app serves requests from a thread pool, and a
-        # transaction on a shared connection would collide with another thread's.
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._guard = threading.Lock()
+        self._db = ThreadLocalSQLite(path, foreign_keys=True)
         self._conn.executescript(_SCHEMA)
 
     @property
     def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            self._local.conn = conn
-            with self._guard:
-                self._all.append(conn)
-        return conn
+        return self._db.conn
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -143,11 +130,7 @@ class DecisionStore:
         return cls(path) if path.exists() else None
 
     def close(self) -> None:
-        with self._guard:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
-        self._local = threading.local()
+        self._db.close()
 
     def __enter__(self) -> DecisionStore:
         return self

@@ -12,7 +12,6 @@ import datetime as dt
 import hashlib
 import secrets
 import sqlite3
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -21,6 +20,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from mdm.errors import SecurityError
+from steward.sqlite import ThreadLocalSQLite
 
 Role = Literal["steward", "analyst", "admin"]
 ROLES: tuple[str, ...] = ("steward", "analyst", "admin")
@@ -88,34 +88,20 @@ class UserStore:
     def __init__(self, path: Path, hasher: PasswordHasher | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._local = threading.local()  # one connection per thread (the web app's request threads)
-        self._all: list[sqlite3.Connection] = []
-        self._guard = threading.Lock()
+        self._db = ThreadLocalSQLite(path)
         self._conn.executescript(_SCHEMA)
         self._hasher = hasher or PasswordHasher()
 
     @property
     def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            self._local.conn = conn
-            with self._guard:
-                self._all.append(conn)
-        return conn
+        return self._db.conn
 
     @classmethod
     def open(cls, state_dir: Path, hasher: PasswordHasher | None = None) -> UserStore:
         return cls(Path(state_dir) / DB_NAME, hasher)
 
     def close(self) -> None:
-        with self._guard:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
-        self._local = threading.local()
+        self._db.close()
 
     # -- accounts ----------------------------------------------------------------------------
 
