@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from mdm.commands import ConfigOpt
 from mdm.errors import MdmError
 
 app = typer.Typer(
@@ -28,10 +29,6 @@ app = typer.Typer(
 console = Console(stderr=False)
 err_console = Console(stderr=True)
 
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="run config (default: the demo config data/config/demo.yaml)"),
-]
 
 
 @app.callback()

@@ -332,7 +332,7 @@ def test_cli_versions_and_rollback(tmp_path: Path) -> None:
     config = tmp_path / "run.yaml"
     config.write_text(
         f"name: t\nsources: {ROOT / 'data' / 'config' / 'sources.yaml'}\n"
-        f"paths:\n  master: {tmp_path / 'master'}\nkeep_versions: 3\n",
+        f"paths:\n  master: {tmp_path / 'master'}\n  state: {tmp_path / 'state'}\nkeep_versions: 3\n",
         encoding="utf-8",
     )
     runner = CliRunner()
@@ -347,3 +347,9 @@ def test_cli_versions_and_rollback(tmp_path: Path) -> None:
     assert "r1 (was r2)" in result.output
     result = runner.invoke(app, ["rollback", "r2", "--config", str(config)])
     assert result.exit_code == 0 and current_version(tmp_path / "master").name == "r2"  # type: ignore[union-attr]
+    from mdm.audit import AuditLog
+
+    log = AuditLog.for_state(tmp_path / "state")
+    entries = log.tail(2)
+    assert [(e["action"], e["target"]) for e in entries] == [("rollback", "master:r1"), ("rollback", "master:r2")]
+    assert entries[1]["details"]["from"] == "r1" and log.verify().ok

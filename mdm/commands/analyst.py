@@ -10,15 +10,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mdm.commands import ConfigOpt
 from mdm.errors import MdmError
 
 app = typer.Typer(help="Analyst queries, backup and restore.", no_args_is_help=True, add_completion=False)
 console = Console()
 
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="run config (default: the demo config data/config/demo.yaml)"),
-]
 
 
 def _user(name: str | None) -> str:

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from mdm.commands import ConfigOpt
+
 app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True, add_completion=False)
 console = Console()
 
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="run config (default: the demo config data/config/demo.yaml)"),
-]
 
 
 @app.command()

@@ -21,16 +21,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from mdm.commands import ConfigOpt
 from mdm.errors import SecurityError
 
 app = typer.Typer(help="Encryption keys of the master at rest.", no_args_is_help=True, add_completion=False)
 console = Console()
 log = logging.getLogger(__name__)
 
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="run config (default: the demo config data/config/demo.yaml)"),
-]
 
 
 def encrypted_files(roots: Iterable[Path]) -> Iterator[Path]:

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import getpass
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from mdm.commands import ConfigOpt
+
 app = typer.Typer(help="Published master versions.", no_args_is_help=True, add_completion=False)
 console = Console()
 
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="run config (default: the demo config data/config/demo.yaml)"),
-]
 
 
 @app.command()
@@ -33,6 +31,11 @@ def rollback(
     cfg = load_run_config(config)
     before = current_version(cfg.master_dir)
     path = do_rollback(cfg.master_dir, version)
+    from mdm.audit import AuditLog
+
+    AuditLog.for_state(cfg.state_dir).append(
+        getpass.getuser(), "rollback", f"master:{path.name}", {"from": before.name if before is not None else None}
+    )
     console.print(f"[green]current master:[/green] {path.name} (was {before.name if before is not None else 'none'})")
 
 

@@ -10,11 +10,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mdm.commands import ConfigOpt
 from mdm.errors import ReviewError
 
 app = typer.Typer(help="Work the review queue: list, show, decide, export and import.", no_args_is_help=True)
 console = Console()
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="run config (default: the demo)")]
 StewardOpt = Annotated[str | None, typer.Option("--steward", help="your user name (default: the OS user)")]
 EXPORT_COLUMNS = ("item_id", "kind", "match_weight", "record_key_l", "record_key_r")
 

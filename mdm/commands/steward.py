@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from mdm.commands import ConfigOpt
 
 app = typer.Typer()
 
 
 @app.command()
 def serve(
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="run config (default: the demo)")] = None,
+    config: ConfigOpt = None,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
     secure_cookies: Annotated[bool, typer.Option(help="mark cookies Secure (behind HTTPS)")] = False,

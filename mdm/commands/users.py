@@ -11,11 +11,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mdm.commands import ConfigOpt
 from steward.users import UserStore
 
 app = typer.Typer(help="Manage the web app's user accounts (roles: steward, analyst, admin).", no_args_is_help=True)
 console = Console()
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="run config (default: the demo)")]
 
 
 @contextmanager
