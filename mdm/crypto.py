@@ -235,6 +235,15 @@ def _as_arrow(table: pa.Table | pd.DataFrame) -> pa.Table:
     return table if isinstance(table, pa.Table) else pa.Table.from_pandas(table, preserve_index=False)
 
 
+_SCAN_BATCH = 122_880  # DuckDB's row-group size
+
+
+def _rechunk(table: pa.Table) -> pa.Table:
+    if table.num_rows <= _SCAN_BATCH:
+        return table
+    return pa.Table.from_batches(table.to_batches(max_chunksize=_SCAN_BATCH), table.schema)
+
+
 def write_duckdb_tables(
     path: Path,
     tables: Mapping[str, pa.Table | pd.DataFrame],
@@ -254,8 +263,11 @@ def write_duckdb_tables(
         # parallel without preserving the input order took the 1M-record master from ~65 s to ~14 s
         # of CPU and gave a smaller file.
         con.execute("SET preserve_insertion_order = false")
+        con.execute("SET enable_progress_bar = false")
         for name, table in tables.items():
-            con.register("_mdm_src", _as_arrow(table))
+            # DuckDB scans an Arrow table one batch per task: vector-sized batches spread the load over
+            # every thread (the 1M-record source_records: 12.2 -> 8.5 s CPU, 17 -> 10 s wall)
+            con.register("_mdm_src", _rechunk(_as_arrow(table)))
             con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _mdm_src')
             con.unregister("_mdm_src")
             for column in (indexes or {}).get(name, ()):

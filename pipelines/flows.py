@@ -67,10 +67,13 @@ class NightlyRun:
         try:
             canonical, quarantine, outcomes = self.extract()
             std = self.standardize(canonical, outcomes)
+            del canonical  # each step's input is released once the next holds what it needs (peak memory)
             previous, constraints = tasks.load_previous(self.config, self.key), tasks.load_constraints(self.config)
             matched = self.match(std, constraints)
             golden = self.golden(std, matched, previous)
-            self.publish(std, matched, golden, quarantine, previous, outcomes)
+            tables = self.assemble(std, matched, golden, quarantine, previous, outcomes)
+            del std, matched, golden, quarantine, previous
+            self.publish(tables)
             self.report.status = "Completed"
         except Exception as err:
             self.report.status = "Failed"
@@ -154,7 +157,7 @@ class NightlyRun:
         }
         return golden
 
-    def publish(
+    def assemble(
         self,
         std: pd.DataFrame,
         matched: Any,
@@ -162,14 +165,19 @@ class NightlyRun:
         quarantine: pa.Table,
         previous: Any,
         outcomes: dict[str, steps.SourceOutcome],
-    ) -> None:
+    ) -> dict[str, pa.Table]:
+        """The version's tables, conformed to the master schemas (Arrow), ready to publish."""
         with self.metrics.step("publish"):
             run_log = self._run_log(previous, outcomes, len(golden.golden))
-            tables = steps.assemble_master_tables(std, matched, golden, quarantine, run_log)
+            return steps.assemble_master_tables(std, matched, golden, quarantine, run_log)
+
+    def publish(self, tables: dict[str, pa.Table]) -> None:
+        with self.metrics.step("publish"):
             version = tasks.publish(self.config, self.run_id, tables, self.key)
         self.report.master_version = version
         steps.audit(self.config, "publish", f"master:{self.run_id}", {
-            "golden_customers": len(golden.golden), "source_records": len(std)})
+            "golden_customers": tables["golden_customer"].num_rows,
+            "source_records": tables["source_records"].num_rows})
         with self.metrics.step("analyst mart"):
             self.report.mart_version = tasks.analyst_mart(self.config, version, self.key, tables)
         with self.metrics.step("review queue"):

@@ -57,7 +57,19 @@ class RunMetrics:
             metrics.wall_s = round(time.perf_counter() - t0, 3)
             metrics.cpu_s = round(time.process_time() - c0, 3)
             metrics.peak_rss_mb = round(max(peak[0], proc.memory_info().rss) / 2**20, 1)
-            self.steps.append(metrics)
+            self._record(metrics)
+
+    def _record(self, metrics: StepMetrics) -> None:
+        """Append a step; a step measured in several parts (same name) is one row: times add up, peaks max."""
+        for held in self.steps:
+            if held.step == metrics.step:
+                held.wall_s = round(held.wall_s + metrics.wall_s, 3)
+                held.cpu_s = round(held.cpu_s + metrics.cpu_s, 3)
+                held.peak_rss_mb = max(held.peak_rss_mb, metrics.peak_rss_mb)
+                held.rows_in = metrics.rows_in if metrics.rows_in is not None else held.rows_in
+                held.rows_out = metrics.rows_out if metrics.rows_out is not None else held.rows_out
+                return
+        self.steps.append(metrics)
 
     def as_rows(self) -> list[dict[str, object]]:
         return [s.as_dict() for s in self.steps]

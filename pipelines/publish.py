@@ -364,7 +364,8 @@ def _prune(master_dir: Path, keep_versions: int) -> list[str]:
     return removed
 
 
-def _conform_all(tables: Mapping[str, pa.Table | pd.DataFrame]) -> dict[str, pa.Table]:
+def conform_tables(tables: Mapping[str, pa.Table | pd.DataFrame]) -> dict[str, pa.Table]:
+    """Every master table checked against its schema and cast to it (missing optional tables empty)."""
     unknown = sorted(set(tables) - set(MASTER_TABLES))
     if unknown:
         raise PublishError(f"unknown master table(s) {', '.join(unknown)}; schemas/master.py lists the tables")
@@ -394,7 +395,7 @@ def publish_master(
         raise PublishError(f"run id {run_id!r} is not a valid version name (letters, digits, '.', '_', '-')")
     if keep_versions < 1:
         raise PublishError("keep_versions must be at least 1")
-    conformed = _conform_all(tables)
+    conformed = conform_tables(tables)
     master_dir = Path(master_dir)
     with master_lock(master_dir):
         root = _versions_dir(master_dir)

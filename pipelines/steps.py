@@ -346,7 +346,11 @@ def assemble_master_tables(
         idx = pd.MultiIndex.from_arrays([review["rid_l"], review["rid_r"]])
         review["match_probability"] = prob.reindex(idx).to_numpy()
     kept = [c for c in SOURCE_RECORD_COLUMNS if c in std.columns]
-    return {
+    from pipelines.publish import conform_tables
+
+    # conformed to the master schemas here, as Arrow: publish, the mart and the review sync all
+    # use these, and the pandas frames of the earlier steps can be released (peak memory)
+    return conform_tables({
         "golden_customer": golden.golden,
         "customer_xref": xref,
         "customer_systems": golden.customer_systems,
@@ -357,7 +361,7 @@ def assemble_master_tables(
         "quarantine": quarantine,
         "run_log": run_log,
         "source_records": pa.Table.from_pandas(std, columns=kept, preserve_index=False),
-    }
+    })
 
 
 def build_analyst_mart(
@@ -392,8 +396,11 @@ def sync_review_queue(config: RunConfig, tables: dict[str, Any], run_id: str) ->
     """Load this run's review queue into the stewards' store (decided pairs keep their decisions)."""
     from steward.store import DecisionStore
 
-    review = tables["review_queue"]
-    xref = tables["customer_xref"]
+    review, xref = tables["review_queue"], tables["customer_xref"]
+    if isinstance(review, pa.Table):
+        review = review.to_pandas()
+    if isinstance(xref, pa.Table):
+        xref = xref.select(["record_key", "golden_id", "source_system"]).to_pandas()
     with DecisionStore.open(config.state_dir) as store:
         return store.sync_queue(review, xref, run_id)
 

@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.masking import DEFAULT_MASKING, PII_CLASSES, MaskingConfig, MaskPattern
+from validators.masking_vector import assemble, hmac_hex, mask_fast, region_mask, token_norm_fast
 
 __all__ = [
     "MaskMemo",
@@ -138,17 +139,15 @@ def _mask_address(text: str, cfg: MaskingConfig) -> str:
 
 @lru_cache(maxsize=1 << 18)
 def _kept_region(norm: str, address_keep: str) -> str:
-    """The part of a normalized address a mask keeps (cached: a raw address and its normalized
-    form, in the source and golden tables, resolve once)."""
+    """The region names a mask keeps, in their canonical form (北京市朝阳区 also for 朝阳区 or 北京朝阳),
+    so that one district always masks to one string (cached: a raw address and its normalized
+    form resolve once)."""
     from validators.address_regions import resolve_region
 
     region = resolve_region(norm)
-    if address_keep == "district":
-        kept = norm[: region.end]
-    else:
-        parts = (region.province,) if address_keep == "province" else (region.province, region.city)
-        kept = "".join(dict.fromkeys(p for p in parts if p))
-    return kept
+    parts: tuple[str | None, ...] = (region.province, region.city, region.district)
+    parts = parts[: {"province": 1, "city": 2}.get(address_keep, 3)]
+    return "".join(dict.fromkeys(p for p in parts if p))
 
 
 def mask_text(cls: str, text: str | None, config: MaskingConfig = DEFAULT_MASKING) -> str | None:
@@ -280,43 +279,64 @@ def _as_array(values: pa.Array | pa.ChunkedArray | pd.Series) -> pa.Array:
 
 
 class MaskMemo:
-    """Results already computed in one mart build, by operation and class (tables share values:
-    a golden record's name is one of its source records' names, so it is masked only once)."""
+    """Tokens already computed in one mart build, by token family and normal form, as Arrow arrays
+    (tables share values: a golden record's phones are its source records' phones, and
+    ``138 0013 8000`` and ``+8613800138000`` are one normal form, so each is hashed once)."""
 
     def __init__(self) -> None:
-        self._maps: dict[tuple[str, str], dict[str, str | None]] = {}
+        self._maps: dict[str, tuple[pa.Array, pa.Array]] = {}
 
-    def table(self, op: str, cls: str) -> dict[str, str | None]:
-        return self._maps.setdefault((op, cls), {})
+    def lookup(self, family: str, keys: pa.Array) -> tuple[np.ndarray, pa.Array, np.ndarray]:
+        """(positions found, their tokens, positions missing) of distinct non-null ``keys``."""
+        held = self._maps.get(family)
+        if held is None or not len(keys):
+            return np.empty(0, np.int64), pa.array([], pa.string()), np.arange(len(keys))
+        idx = pc.index_in(keys, value_set=held[0])
+        found = idx.is_valid().to_numpy(zero_copy_only=False)
+        return np.flatnonzero(found), pc.take(held[1], pc.drop_null(idx)), np.flatnonzero(~found)
+
+    def add(self, family: str, keys: pa.Array, tokens: pa.Array) -> None:
+        if not len(keys):
+            return
+        held = self._maps.get(family)
+        self._maps[family] = (keys, tokens) if held is None else (
+            pa.concat_arrays([held[0], keys]), pa.concat_arrays([held[1], tokens]))
 
 
-def _map_strings(
-    arr: pa.Array, fn: Callable[[str], str | None], known: dict[str, str | None] | None = None
-) -> pa.Array:
+def _distinct_then(arr: pa.Array, compute: Callable[[pa.Array], pa.Array]) -> pa.Array:
+    """``compute`` over the distinct non-null values of a string array, mapped back to every row."""
     if pa.types.is_null(arr.type):
         return pa.nulls(len(arr), pa.string())
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         arr = pc.cast(arr, pa.string())
     uniq = pc.unique(arr.drop_null()) if arr.null_count else pc.unique(arr)
-    done = {} if known is None else known
-    values = uniq.to_pylist()
-    mapped = [done[v] if v in done else done.setdefault(v, fn(v)) for v in values]
-    return pc.take(pa.array(mapped, pa.string()), pc.index_in(arr, value_set=uniq))
+    return pc.take(compute(uniq), pc.index_in(arr, value_set=uniq))
 
 
-def _map_any(
-    values: pa.Array | pa.ChunkedArray | pd.Series,
-    fn: Callable[[str], str | None],
-    known: dict[str, str | None] | None = None,
-) -> pa.Array:
+def _flat(values: pa.Array | pa.ChunkedArray | pd.Series) -> tuple[pa.Array, pa.Array | None]:
+    """The string values of a string or list<string> column, and the list column itself (None if flat)."""
     arr = _as_array(values)
     if pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
-        flat = _map_strings(pc.list_flatten(arr), fn, known)
-        lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False)
-        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), flat, mask=arr.is_null())
-    return _map_strings(arr, fn, known)
+        flat = pc.list_flatten(arr)
+        return (flat if pa.types.is_string(flat.type) else pc.cast(flat, pa.string())), arr
+    if pa.types.is_null(arr.type) or not pa.types.is_string(arr.type):
+        arr = pc.cast(arr, pa.string())
+    return arr, None
+
+
+def _reshape(flat: pa.Array, like: pa.Array | None) -> pa.Array:
+    """``flat`` back in the list shape of ``like`` (``flat`` itself when ``like`` is None)."""
+    if like is None:
+        return flat
+    lengths = pc.fill_null(pc.list_value_length(like), 0).to_numpy(zero_copy_only=False)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), flat, mask=like.is_null())
+
+
+def _map_any(values: pa.Array | pa.ChunkedArray | pd.Series, fn: Callable[[pa.Array], pa.Array]) -> pa.Array:
+    flat, like = _flat(values)
+    return _reshape(fn(flat), like)
 
 
 def mask_array(
@@ -325,9 +345,45 @@ def mask_array(
     config: MaskingConfig = DEFAULT_MASKING,
     memo: MaskMemo | None = None,
 ) -> pa.Array:
-    """Mask a string or list<string> column (each distinct value once); nulls stay null."""
-    known = None if memo is None else memo.table("mask", cls)
-    return _map_any(values, lambda v: mask_text(cls, v, config), known)
+    """Mask a string or list<string> column (each distinct value once); nulls stay null.
+
+    ``memo`` is accepted for symmetry with :func:`token_array`; masks are cheap enough to recompute.
+    """
+
+    def scalar(v: str) -> str | None:
+        return mask_text(cls, v, config)
+
+    return _map_any(values, lambda arr: _distinct_then(arr, lambda uniq: mask_fast(cls, uniq, config, scalar)))
+
+
+def _token_norms(cls: str, flat: pa.Array) -> pa.Array:
+    def scalar(v: str) -> str | None:
+        return normalize_for_token(cls, v)
+
+    return token_norm_fast(cls, flat, scalar)
+
+
+def _tokens_of_norms(
+    family: str, norms: list[pa.Array], key: bytes, config: MaskingConfig, memo: MaskMemo | None
+) -> list[pa.Array]:
+    """Tokens of several arrays of normal forms of one family: one dictionary pass, each new form hashed once."""
+    sizes = [len(n) for n in norms]
+    encoded = pc.dictionary_encode(pa.chunked_array(norms, pa.string()).combine_chunks())
+    uniq = encoded.dictionary
+    if memo is None:
+        tokens = hmac_hex(key, family, uniq, config.token_hex_chars)
+    else:
+        hit, known, missing = memo.lookup(family, uniq)
+        new = pc.take(uniq, pa.array(missing))
+        fresh = hmac_hex(key, family, new, config.token_hex_chars)
+        memo.add(family, new, fresh)
+        tokens = assemble(len(uniq), [(hit, known), (missing, fresh)])
+    every = pc.take(tokens, encoded.indices)
+    out, start = [], 0
+    for size in sizes:
+        out.append(every.slice(start, size))
+        start += size
+    return out
 
 
 def token_array(
@@ -337,9 +393,12 @@ def token_array(
     config: MaskingConfig = DEFAULT_MASKING,
     memo: MaskMemo | None = None,
 ) -> pa.Array:
-    """Keyed tokens of a string or list<string> column (each distinct value once); nulls stay null."""
-    known = None if memo is None else memo.table("token", cls)
-    return _map_any(values, _token_function(cls, key, config), known)
+    """Keyed tokens of a string or list<string> column (each distinct normal form once); nulls stay null."""
+    if not key:
+        raise ValueError("a token key is required (set MDM_TOKEN_KEY)")
+    flat, like = _flat(values)
+    (tokens,) = _tokens_of_norms(_FAMILY.get(cls, cls), [_token_norms(cls, flat)], key, config, memo)
+    return _reshape(tokens, like)
 
 
 def mask_series(cls: str, values: pd.Series, config: MaskingConfig = DEFAULT_MASKING) -> pd.Series:
@@ -366,6 +425,25 @@ def _as_text(arr: pa.Array) -> pa.Array:
     return pc.cast(arr, pa.string())
 
 
+_REGION_COLUMNS = ("province", "city", "district")
+
+
+def _has_regions(table: pa.Table) -> bool:
+    return any(c in table.column_names for c in _REGION_COLUMNS)
+
+
+def _address_from_regions(table: pa.Table, text: pa.Array, config: MaskingConfig) -> pa.Array:
+    """Address masks from the region the standardizer parsed on the same row (no re-parsing):
+    the same strings the scalar rule gives for that region."""
+    n = table.num_rows
+    cols = [
+        _as_array(table.column(c)) if c in table.column_names else pa.nulls(n, pa.string()) for c in _REGION_COLUMNS
+    ]
+    blank = pc.equal(pc.utf8_trim_whitespace(pc.utf8_normalize(text, "NFKC")), "")
+    present = pc.and_(text.is_valid(), pc.invert(pc.fill_null(blank, True)))
+    return region_mask(cols[0], cols[1], cols[2], present, config)
+
+
 def mask_table(
     table: pa.Table, config: MaskingConfig, key: bytes, memo: MaskMemo | None = None
 ) -> tuple[pa.Table, list[str]]:
@@ -376,8 +454,10 @@ def mask_table(
     ``memo`` (one per mart build) shares results between the columns and tables of one build.
     """
     names: list[str] = []
-    arrays: list[pa.Array] = []
+    arrays: list[pa.Array | None] = []
     dropped: list[str] = []
+    # token columns of one family are hashed together: (slot in ``arrays``, normal forms, list shape)
+    pending: dict[str, list[tuple[int, pa.Array, pa.Array | None]]] = {}
     for column in table.column_names:
         cls = config.classify(column)
         values = _as_array(table.column(column))
@@ -390,12 +470,21 @@ def mask_table(
             continue
         text = _as_text(values)
         is_list = pa.types.is_list(text.type) or pa.types.is_large_list(text.type)
-        if cls != "token_only":
+        if cls == "address" and not is_list and _has_regions(table):
             names.append(column + config.masked_suffix)
-            arrays.append(mask_array(cls, text, config, memo))
+            arrays.append(_address_from_regions(table, text, config))
+        elif cls != "token_only":
+            names.append(column + config.masked_suffix)
+            arrays.append(mask_array(cls, text, config))
         else:
             dropped.append(column)
         if config.wants_token(cls):
             names.append(config.token_column(column, is_list))
-            arrays.append(token_array(cls, text, key, config, memo))
-    return pa.Table.from_arrays(arrays, names=names), dropped
+            arrays.append(None)
+            flat, like = _flat(text)
+            pending.setdefault(_FAMILY.get(cls, cls), []).append((len(arrays) - 1, _token_norms(cls, flat), like))
+    for family, jobs in pending.items():
+        tokens = _tokens_of_norms(family, [norms for _, norms, _ in jobs], key, config, memo)
+        for (slot, _, like), flat_tokens in zip(jobs, tokens, strict=True):
+            arrays[slot] = _reshape(flat_tokens, like)
+    return pa.Table.from_arrays([a for a in arrays if a is not None], names=names), dropped
