@@ -1,13 +1,15 @@
 """The standard benchmark series: generate, run the whole nightly flow, score, compare with Splink.
 
-    python benchmarks/run_series.py                       # 10k, 100k and 600k persons, then docs/BENCHMARKS.md
-    python benchmarks/run_series.py --persons 10000       # one size
-    python benchmarks/run_series.py --persons 600000 --delta   # plus a second night with ~1% changed records
-    python benchmarks/run_series.py --splink              # also run benchmarks/splink_baseline.py on the same data
+    python benchmarks/run_series.py                  # THE standard series, then rewrites docs/BENCHMARKS.md:
+                                                     # 10k, 100k and 600k persons, Splink on each size,
+                                                     # a second night (~1% changed) on the largest
+    python benchmarks/run_series.py --persons 10000  # one size (add --splink / --delta / --write-docs)
+    python benchmarks/run_series.py --persons 6000000  # the 10M-record run
+    python benchmarks/run_series.py --write-docs     # only rewrite the tables from the result files present
 
 Each size runs in its own process (so peak memory is that run's own). Results are JSON files
-under benchmarks/out/results/; ``--write-docs`` rewrites the generated tables of
-docs/BENCHMARKS.md from every result file present.
+under benchmarks/out/results/ (nightly-<N>k.json, splink-<N>k.json, delta-<N>k.json);
+benchmarks/report.py turns them into the generated tables of docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -239,6 +241,7 @@ def machine() -> dict[str, object]:
         "python": platform.python_version(),
         "duckdb": duckdb.__version__,
         "pandas": pd.__version__,
+        "load_before": round(os.getloadavg()[0], 2),
     }
 
 
@@ -250,27 +253,47 @@ def main() -> None:
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--delta-only", type=int, metavar="PERSONS",
                         help="only the second night, on the master a previous run of that size published")
+    parser.add_argument("--write-docs", action="store_true",
+                        help="rewrite the generated tables of docs/BENCHMARKS.md from the result files (alone: "
+                             "without running anything; after a series: with its results)")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.write_docs and not (args.persons or args.delta_only or args.one or args.splink or args.delta):
+        from benchmarks.report import write_docs
+
+        print("rewrote: " + ", ".join(write_docs()), flush=True)
+        return
     if args.delta_only:
         result = delta_only(args.delta_only) | {"machine": machine()}
         (RESULTS / f"delta-{args.delta_only // 1000}k.json").write_text(json.dumps(result, indent=2, default=str))
         print(json.dumps(result, indent=2, default=str))
         return
     if args.one:
+        before = machine()
         result = run_once(args.one, args.delta)
-        result["machine"] = machine()
+        result["machine"] = before
+        delta = result.pop("delta", None)
         (RESULTS / f"nightly-{args.one // 1000}k.json").write_text(json.dumps(result, indent=2, default=str))
+        if delta is not None:
+            delta["machine"] = before
+            (RESULTS / f"delta-{args.one // 1000}k.json").write_text(json.dumps(delta, indent=2, default=str))
         return
-    for persons in args.persons or [10_000, 100_000, 600_000]:
+    standard = not args.persons
+    sizes = args.persons or [10_000, 100_000, 600_000]
+    for persons in sizes:
         ensure_data(persons)
-        cmd = [sys.executable, __file__, "--one", str(persons)] + (["--delta"] if args.delta else [])
+        delta = args.delta or (standard and persons == sizes[-1])
+        cmd = [sys.executable, __file__, "--one", str(persons)] + (["--delta"] if delta else [])
         subprocess.run(cmd, check=True)
         print(f"nightly flow at {persons:,} persons done", flush=True)
-        if args.splink:
+        if args.splink or standard:
             summary = run_splink(persons)
             (RESULTS / f"splink-{persons // 1000}k.json").write_text(json.dumps(summary, indent=2, default=str))
             print(f"splink at {persons:,} persons done", flush=True)
+    if args.write_docs or standard:
+        from benchmarks.report import write_docs
+
+        print("rewrote: " + ", ".join(write_docs()), flush=True)
 
 
 if __name__ == "__main__":

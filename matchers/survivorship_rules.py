@@ -52,7 +52,9 @@ class Records(Mapping[str, pd.Series]):
         if name in self._extra:
             return self._extra[name]
         if name in self.frame.columns:
-            return self.frame[name]
+            column = self.frame[name]
+            # code columns may arrive as categoricals (the flow holds them compact); rules see plain values
+            return column.astype(object) if isinstance(column.dtype, pd.CategoricalDtype) else column
         raise KeyError(name)
 
     def __contains__(self, name: object) -> bool:
