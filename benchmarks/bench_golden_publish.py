@@ -163,7 +163,8 @@ def main() -> None:
     std, clusters = data["std"], data["clusters"]
     matched = SimpleNamespace(pairs=data["pairs"], clusters=clusters, review=data["review"])
     key = config.master_key()
-    run_id, day = "R20261123-230000-bench", dt.date(2026, 11, 23)
+    # a new version name per call: publish refuses to overwrite a published version
+    run_id, day = dt.datetime.now().strftime("R%Y%m%d-%H%M%S-bench"), dt.date(2026, 11, 23)
     rows: list[dict[str, Any]] = []
     print(f"inputs: {len(std):,} records, {data['pairs'].num_rows:,} pairs, RSS {_rss_mb():,.0f} MB", flush=True)
 

@@ -51,6 +51,11 @@ def _keys() -> None:
         os.environ.setdefault(name, value)
 
 
+def run_root(persons: int) -> Path:
+    """Where one size's run keeps its master; MDM_BENCH_RUN_SUFFIX keeps a second copy apart from the first."""
+    return OUT / f"run-{persons // 1000}k{os.environ.get('MDM_BENCH_RUN_SUFFIX', '')}"
+
+
 def data_dir(persons: int) -> Path:
     return OUT / f"data-{persons // 1000}k"
 
@@ -119,7 +124,7 @@ def run_once(persons: int, delta: bool) -> dict[str, object]:
 
     logs.configure(logging.WARNING)
     sample = ensure_data(persons)
-    root = OUT / f"run-{persons // 1000}k"
+    root = run_root(persons)
     if root.exists():
         import shutil
 
@@ -189,7 +194,7 @@ def delta_only(persons: int) -> dict[str, object]:
     from pipelines.publish import current_version
 
     logs.configure(logging.WARNING)
-    root = OUT / f"run-{persons // 1000}k"
+    root = run_root(persons)
     version = current_version(root / "master")
     if version is None:
         raise SystemExit(f"no published master under {root}; run --persons {persons} first")
