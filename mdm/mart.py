@@ -21,14 +21,14 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, MutableMapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from mdm.crypto import FileDigest, read_parquet_any, write_duckdb_tables, write_parquet_sealed
+from mdm.crypto import DuckDBFileWriter, FileDigest, read_parquet_any, write_parquet_sealed
 from mdm.errors import MdmError
 from schemas.masking import MaskingConfig
 from validators.masking import MaskMemo, mask_table
@@ -131,7 +131,9 @@ def build_mart(
 
     ``master_key`` opens an encrypted master; ``mart_key`` (optional) encrypts the mart too.
     ``master_tables``: that version's tables already in memory (as published), so the files
-    are not read and decrypted again; only tables with a file in the version are used.
+    are not read and decrypted again; only tables with a file in the version are used. A
+    mutable mapping is consumed: each table is removed from it once masked, so the caller's
+    copy is freed as the build goes (peak memory).
     """
     master_version_dir, mart_dir = Path(master_version_dir), Path(mart_dir)
     if not token_key:
@@ -139,46 +141,52 @@ def build_mart(
     sources = sorted(master_version_dir.glob("*.parquet"))
     if not sources:
         raise MartNotFoundError(f"{master_version_dir} holds no master tables (*.parquet)")
-    tables: dict[str, pa.Table] = {}
-    dropped_report: dict[str, list[str]] = {}
-    memo = MaskMemo()
-    # largest first: the source records hold every value the golden records show, so those mask from the memo
-    in_memory = dict(master_tables or {})
-    for file in sorted(sources, key=lambda f: -f.stat().st_size):
-        held = in_memory.get(file.stem)
-        table = held if isinstance(held, pa.Table) else read_parquet_any(file, master_key)
-        masked, dropped = mask_table(table, config, token_key, memo)
-        del table, held
-        tables[file.stem] = masked
-        if dropped:
-            dropped_report[file.stem] = dropped
-            log.info("mart: table %s without column(s) %s", file.stem, ", ".join(dropped))
-    del memo
-    tables = {name: tables[name] for name in sorted(tables)}
-    if "customer_xref" in tables and {"golden_id", "source_system"} <= set(tables["customer_xref"].column_names):
-        tables["customer_360"] = customer_360(tables["customer_xref"])
     root = mart_dir / "versions"
     root.mkdir(parents=True, exist_ok=True)
     name = _version_name(root, master_version_dir.name)
     partial = root / (name + PARTIAL)
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
+    dropped_report: dict[str, list[str]] = {}
+    shapes: dict[str, tuple[int, list[str]]] = {}
     digests: dict[str, FileDigest] = {}
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mart-duckdb") as pool:
-        database = pool.submit(write_duckdb_tables, partial / MART_DB, tables, mart_key)
-        try:
-            for table_name, table in tables.items():
-                target = partial / f"{table_name}.parquet"
-                digests[target.name] = write_parquet_sealed(table, target, mart_key)
-        finally:
-            database.result()
+    memo = MaskMemo()
+    in_memory = master_tables if isinstance(master_tables, MutableMapping) else dict(master_tables or {})
+    # One table at a time (largest first: the source records hold every value the golden records
+    # show, so their tokens come from the memo): masked, handed to the DuckDB writer thread and
+    # written as Parquet, then dropped; only one masked table is held at a time.
+    with DuckDBFileWriter(partial / MART_DB, mart_key) as database, ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="mart-duckdb"
+    ) as pool:
+        pending: Future[None] | None = None
+        for file in sorted(sources, key=lambda f: -f.stat().st_size):
+            held = in_memory.pop(file.stem, None)
+            table = held if isinstance(held, pa.Table) else read_parquet_any(file, master_key)
+            masked, dropped = mask_table(table, config, token_key, memo)
+            extra = customer_360(table) if file.stem == "customer_xref" else None
+            del table, held
+            if dropped:
+                dropped_report[file.stem] = dropped
+                log.info("mart: table %s without column(s) %s", file.stem, ", ".join(dropped))
+            for table_name, out in ((file.stem, masked), *((("customer_360", extra),) if extra is not None else ())):
+                if pending is not None:
+                    pending.result()  # one table in the writer at a time; its error surfaces here
+                pending = pool.submit(database.add, table_name, out)
+                digests[f"{table_name}.parquet"] = write_parquet_sealed(out, partial / f"{table_name}.parquet",
+                                                                         mart_key)
+                shapes[table_name] = (out.num_rows, out.column_names)
+            del masked, extra
+        if pending is not None:
+            pending.result()
+        database.commit()
+    del memo
     digests[MART_DB] = FileDigest((partial / MART_DB).stat().st_size, _sha256(partial / MART_DB))
     manifest = {
         "version": name,
         "master_version": master_version_dir.name,
         "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "encrypted": mart_key is not None,
-        "tables": {t: {"rows": tbl.num_rows, "columns": tbl.column_names} for t, tbl in tables.items()},
+        "tables": {t: {"rows": rows, "columns": cols} for t, (rows, cols) in sorted(shapes.items())},
         "dropped_columns": dropped_report,
         "files": {name: {"bytes": d.size, "sha256": d.sha256} for name, d in sorted(digests.items())},
     }
@@ -194,5 +202,5 @@ def build_mart(
     os.replace(tmp, mart_dir / CURRENT)
     _fsync(mart_dir)
     _prune(root, max(1, keep_versions), name)
-    log.info("analyst mart %s built from master %s (%d tables)", name, master_version_dir.name, len(tables))
+    log.info("analyst mart %s built from master %s (%d tables)", name, master_version_dir.name, len(shapes))
     return root / name

@@ -18,6 +18,7 @@ from prefect.runtime import flow_run
 
 from pipelines import steps, tasks
 from pipelines.landing import RunFolder
+from pipelines.memory import release_memory
 from pipelines.metrics import RunMetrics
 from pipelines.report import RunReport
 from schemas.settings import RunConfig, load_run_config
@@ -68,11 +69,14 @@ class NightlyRun:
             canonical, quarantine, outcomes = self.extract()
             std = self.standardize(canonical, outcomes)
             del canonical  # each step's input is released once the next holds what it needs (peak memory)
+            release_memory()
             previous, constraints = tasks.load_previous(self.config, self.key), tasks.load_constraints(self.config)
             matched = self.match(std, constraints)
+            release_memory()
             golden = self.golden(std, matched, previous)
             tables = self.assemble(std, matched, golden, quarantine, previous, outcomes)
             del std, matched, golden, quarantine, previous
+            release_memory()
             self.publish(tables)
             self.report.status = "Completed"
         except Exception as err:
@@ -178,10 +182,12 @@ class NightlyRun:
         steps.audit(self.config, "publish", f"master:{self.run_id}", {
             "golden_customers": tables["golden_customer"].num_rows,
             "source_records": tables["source_records"].num_rows})
-        with self.metrics.step("analyst mart"):
+        review_inputs = {name: tables[name] for name in ("review_queue", "customer_xref")}
+        with self.metrics.step("analyst mart"):  # takes the tables over: each is freed once masked
             self.report.mart_version = tasks.analyst_mart(self.config, version, self.key, tables)
+        release_memory()
         with self.metrics.step("review queue"):
-            self.report.review_sync = tasks.review_queue(self.config, tables, self.run_id)
+            self.report.review_sync = tasks.review_queue(self.config, review_inputs, self.run_id)
 
     def _run_log(self, previous: Any, outcomes: dict[str, steps.SourceOutcome], n_golden: int) -> pd.DataFrame:
         row = pd.DataFrame(

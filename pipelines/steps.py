@@ -394,17 +394,20 @@ def build_analyst_mart(
     """The masked, tokenized copy of the master that analysts query (``mdm query``).
 
     ``tables``: the version's tables still in memory from publish (Arrow tables are used as
-    they are; the others are read from the version's files).
+    they are; the others are read from the version's files). The dict is consumed (emptied).
     """
     from mdm.mart import build_mart
     from schemas.masking import masking_config_from_overrides
     from schemas.master import MASTER_TABLES, conform_table
 
-    held = {  # as published: conformed to the master schemas (a no-op for tables already conforming)
-        name: conform_table(MASTER_TABLES[name], table)
-        for name, table in (tables or {}).items()
-        if isinstance(table, pa.Table) and name in MASTER_TABLES
-    }
+    held: dict[str, pa.Table] = {}
+    # as published: conformed to the master schemas (a no-op for tables already conforming); the
+    # caller's dict is emptied as it is handed over, so each table is freed once the mart masked it
+    for name in list(tables or {}):
+        table = (tables or {}).pop(name)
+        if isinstance(table, pa.Table) and name in MASTER_TABLES:
+            held[name] = conform_table(MASTER_TABLES[name], table)
+        del table
     return build_mart(
         version_dir,
         config.mart_dir,
