@@ -69,14 +69,19 @@ class NightlyRun:
             canonical, quarantine, outcomes = self.extract()
             std = self.standardize(canonical, outcomes)
             del canonical  # each step's input is released once the next holds what it needs (peak memory)
-            release_memory()
+            release_memory("standardize")
             previous, constraints = tasks.load_previous(self.config, self.key), tasks.load_constraints(self.config)
             matched = self.match(std, constraints)
-            release_memory()
+            release_memory("match")
             golden = self.golden(std, matched, previous)
-            tables = self.assemble(std, matched, golden, quarantine, previous, outcomes)
-            del std, matched, golden, quarantine, previous
-            release_memory()
+            with self.metrics.step("publish"):  # the first master table, so the frame can go
+                source_records = steps.source_records_table(std)
+                keys = std[list(steps.RECORD_KEY_COLUMNS)]
+            del std  # only the record keys are needed from here on
+            release_memory("golden IDs")
+            tables = self.assemble(keys, matched, golden, quarantine, previous, outcomes, source_records)
+            del keys, source_records, matched, golden, quarantine, previous
+            release_memory("assembling the master tables")
             self.publish(tables)
             self.report.status = "Completed"
         except Exception as err:
@@ -163,17 +168,18 @@ class NightlyRun:
 
     def assemble(
         self,
-        std: pd.DataFrame,
+        keys: pd.DataFrame,
         matched: Any,
         golden: steps.GoldenOutcome,
         quarantine: pa.Table,
         previous: Any,
         outcomes: dict[str, steps.SourceOutcome],
+        source_records: pa.Table,
     ) -> dict[str, pa.Table]:
         """The version's tables, conformed to the master schemas (Arrow), ready to publish."""
         with self.metrics.step("publish"):
             run_log = self._run_log(previous, outcomes, len(golden.golden))
-            return steps.assemble_master_tables(std, matched, golden, quarantine, run_log)
+            return steps.assemble_master_tables(keys, matched, golden, quarantine, run_log, source_records)
 
     def publish(self, tables: dict[str, pa.Table]) -> None:
         with self.metrics.step("publish"):
@@ -185,7 +191,7 @@ class NightlyRun:
         review_inputs = {name: tables[name] for name in ("review_queue", "customer_xref")}
         with self.metrics.step("analyst mart"):  # takes the tables over: each is freed once masked
             self.report.mart_version = tasks.analyst_mart(self.config, version, self.key, tables)
-        release_memory()
+        release_memory("the analyst mart")
         with self.metrics.step("review queue"):
             self.report.review_sync = tasks.review_queue(self.config, review_inputs, self.run_id)
 

@@ -15,6 +15,8 @@ import logging
 from functools import lru_cache
 from typing import Any
 
+import psutil
+
 log = logging.getLogger(__name__)
 
 
@@ -30,11 +32,15 @@ def _libc() -> Any:
         return None
 
 
-def release_memory() -> bool:
-    """Collect garbage and return free heap pages to the OS; True when the allocator could be trimmed."""
+def release_memory(after: str = "") -> bool:
+    """Collect garbage and return free heap pages to the OS; True when the allocator could be trimmed.
+
+    ``after`` names the step just finished: the resident size left is logged with it.
+    """
     gc.collect()
     lib = _libc()
-    if lib is None:
-        return False
-    lib.malloc_trim(0)
-    return True
+    if lib is not None:
+        lib.malloc_trim(0)
+    if after:
+        log.info("memory after %s: %.0f MB resident", after, psutil.Process().memory_info().rss / 2**20)
+    return lib is not None

@@ -337,9 +337,12 @@ def assemble_master_tables(
     golden: GoldenOutcome,
     quarantine: pa.Table,
     run_log: pd.DataFrame,
+    source_records: pa.Table | None = None,
 ) -> dict[str, Any]:
     """The tables of one master version (docs/ARCHITECTURE.md §5).
 
+    ``source_records`` built beforehand (:func:`source_records_table`) lets the caller free the
+    standardized frame first; ``std`` then needs only :data:`RECORD_KEY_COLUMNS`.
     The large tables (``source_records``, ``match_links``) are built as Arrow straight from
     the columns, so publish writes them without another conversion; ``customer_xref`` and
     ``review_queue`` stay pandas (the stewards' queue sync reads them).
@@ -361,7 +364,8 @@ def assemble_master_tables(
         )
         idx = pd.MultiIndex.from_arrays([review["rid_l"], review["rid_r"]])
         review["match_probability"] = prob.reindex(idx).to_numpy()
-    kept = [c for c in SOURCE_RECORD_COLUMNS if c in std.columns]
+    if source_records is None:
+        source_records = source_records_table(std)
     from pipelines.publish import conform_tables
 
     # conformed to the master schemas here, as Arrow: publish, the mart and the review sync all
@@ -376,8 +380,17 @@ def assemble_master_tables(
         "review_queue": review.drop(columns=[c for c in ("rid_l", "rid_r") if c in review.columns]),
         "quarantine": quarantine,
         "run_log": run_log,
-        "source_records": plain_columns(pa.Table.from_pandas(std, columns=kept, preserve_index=False)),
+        "source_records": source_records,
     })
+
+
+RECORD_KEY_COLUMNS = ("rid", "record_key", "source_system", "source_record_id")
+
+
+def source_records_table(std: pd.DataFrame) -> pa.Table:
+    """The ``source_records`` master table (raw beside standardized values) from the standardized frame."""
+    kept = [c for c in SOURCE_RECORD_COLUMNS if c in std.columns]
+    return plain_columns(pa.Table.from_pandas(std, columns=kept, preserve_index=False))
 
 
 def plain_columns(table: pa.Table) -> pa.Table:
