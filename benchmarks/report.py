@@ -75,18 +75,19 @@ def fit_exponent(points: list[tuple[float, float]]) -> float | None:
 
 
 def machine_block(nightly: dict[int, dict[str, Any]], _: Any) -> str:
-    machines = {json.dumps(r.get("machine", {}), sort_keys=True) for r in nightly.values()}
-    if not machines:
+    if not nightly:
         return "_No results yet: run `python benchmarks/run_series.py`._"
-    lines = []
-    for m in map(json.loads, sorted(machines)):
-        lines.append(
-            f"Machine: {m.get('cores')} cores, {m.get('memory_gb')} GB, {m.get('cpu')}; Python {m.get('python')}, "
-            f"duckdb {m.get('duckdb')}, pandas {m.get('pandas')}; measured {m.get('date')}"
-            + (f", load average before the run {m['load_before']}" if m.get("load_before") is not None else "")
-            + "."
-        )
-    return "\n".join(lines)
+    keys = ("cores", "memory_gb", "cpu", "python", "duckdb", "pandas")
+    kinds = {tuple(r.get("machine", {}).get(k) for k in keys) for r in nightly.values()}
+    lines = [
+        f"Machine: {m[0]} cores, {m[1]} GB, {m[2]}; Python {m[3]}, duckdb {m[4]}, pandas {m[5]}." for m in sorted(kinds)
+    ]
+    runs = ", ".join(
+        f"{p // 1000}k on {r.get('machine', {}).get('date', '?')} (load average before: "
+        f"{r.get('machine', {}).get('load_before', '?')})"
+        for p, r in nightly.items()
+    )
+    return "\n".join([*lines, f"Runs: {runs}."])
 
 
 def series_block(nightly: dict[int, dict[str, Any]], _: Any) -> str:
