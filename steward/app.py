@@ -10,26 +10,32 @@ and an audit entry for every page that shows unmasked ID numbers or phones.
 import hmac
 import logging
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mdm.errors import MdmError, ReviewError, SecurityError
 from schemas.settings import RunConfig
-from steward import evidence
 from steward.master import MasterReader
 from steward.store import DecisionStore
 from steward.users import Session, ThrottlePolicy, UserStore
+from steward.views import Contribution, search_lookups
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "mdm_session"
 LOGIN_CSRF_COOKIE = "mdm_login_csrf"
+CLAIM_RENEW_SECONDS = 60  # opening an item renews this steward's claim on it at most once a minute
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,11 @@ class AppSettings:
     lease_seconds: int = 900
     secure_cookies: bool = False
     throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)
+    # "background": build a version's missing lookup store in a separate process (pages read the master
+    # database meanwhile); "off": only use a store built by the nightly run (or `python -m steward.lookup_build`).
+    lookup_build: Literal["background", "off"] = "background"
+    workers: int = 0  # server processes sharing the port; 0: one per core, at most 4 (see steward.serving)
+    request_threads: int = 4  # request threads per process: pages are short, more threads only fight over the GIL
 
 
 class AppState:
@@ -46,12 +57,18 @@ class AppState:
         self.settings = settings
         self.users = UserStore.open(config.state_dir)
         self.decisions = DecisionStore.open(config.state_dir)
-        self.master = MasterReader(config.master_dir, config.master_key())
+        self.master = MasterReader(config.master_dir, config.master_key(),
+                                   build_lookups=settings.lookup_build == "background")
 
     def audit(self, actor: str, action: str, target: str, details: dict[str, Any] | None = None) -> None:
         from mdm.audit import AuditLog
 
         AuditLog.for_state(self.config.state_dir).append(actor, action, target, details or {})
+
+    def warm_up(self) -> None:
+        """Load what the first pages would otherwise load under load: name tables, the lookup store."""
+        search_lookups("name", "王小明")
+        self.master.lookup()
 
     def close(self) -> None:
         self.users.close()
@@ -61,23 +78,26 @@ class AppState:
 
 def create_app(config: RunConfig, settings: AppSettings | None = None) -> FastAPI:
     state = AppState(config, settings or AppSettings())
-    app = FastAPI(title="Customer master: steward review", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if state.settings.request_threads > 0:
+            anyio.to_thread.current_default_thread_limiter().total_tokens = state.settings.request_threads
+        try:
+            await anyio.to_thread.run_sync(state.warm_up)
+        except MdmError as e:  # no master yet: the pages say so
+            log.warning("%s", e)
+        yield
+        state.close()
+
+    app = FastAPI(title="Customer master: steward review", docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=lifespan)
     app.state.mdm = state
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.globals["mask"] = _mask
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        response.headers["Content-Security-Policy"] = (
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
-        )
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["Cache-Control"] = "no-store"
-        return response
+    app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(MdmError)
     async def mdm_error(request: Request, exc: MdmError) -> Response:
@@ -170,8 +190,8 @@ def create_app(config: RunConfig, settings: AppSettings | None = None) -> FastAP
         kind: str = "",
         page: int = 0,
     ) -> Response:
-        items = state.decisions.items(status=status or None, kind=kind or None, limit=50, offset=max(page, 0) * 50)
-        return render(request, "queue.html", session, items=items.to_dict("records"), counts=state.decisions.counts(),
+        items = state.decisions.item_rows(status=status or None, kind=kind or None, limit=50, offset=max(page, 0) * 50)
+        return render(request, "queue.html", session, items=items, counts=state.decisions.counts(),
                       status=status, kind=kind, page=max(page, 0))
 
     @app.get("/review/next")
@@ -186,16 +206,17 @@ def create_app(config: RunConfig, settings: AppSettings | None = None) -> FastAP
         item = state.decisions.item(item_id)
         claim_error = None
         try:
-            state.decisions.claim(item_id, session.user.username, state.settings.lease_seconds)
+            state.decisions.claim(item_id, session.user.username, state.settings.lease_seconds,
+                                  renew_after=CLAIM_RENEW_SECONDS)
         except ReviewError as e:
             claim_error = str(e)
-        with state.master.cursor() as con:
-            ev = evidence.pair_evidence(con, item["record_key_l"], item["record_key_r"])
-        history = state.decisions.history(item["record_key_l"], item["record_key_r"])
+        with state.master.evidence() as source:
+            ev = source.pair_evidence(item["record_key_l"], item["record_key_r"])
+        history = state.decisions.history_rows(item["record_key_l"], item["record_key_r"])
         state.audit(session.user.username, "view_unmasked", f"review_item:{item_id}",
                     {"records": [item["record_key_l"], item["record_key_r"]]})
         return render(request, "pair.html", session, item=item, ev=ev, claim_error=claim_error,
-                      history=history.to_dict("records"), chart=_chart(ev.contributions))
+                      history=history, chart=_chart(ev.contributions))
 
     @app.post("/review/{item_id}/decide")
     def decide(
@@ -221,16 +242,15 @@ def create_app(config: RunConfig, settings: AppSettings | None = None) -> FastAP
         if q.strip():
             if kind in ("id_number", "phone") and not session.user.can_review:
                 raise HTTPException(status_code=403, detail="searching by ID number or phone is for stewards")
-            with state.master.cursor() as con:
-                found = evidence.search_customers(con, kind, q[:200])
-                results = evidence.customer_summaries(con, [str(g) for g in found.get("golden_id", [])])
+            with state.master.evidence() as source:
+                results = source.search(kind, q[:200])
             state.audit(session.user.username, "search", "customers", {"kind": kind, "results": len(results)})
         return render(request, "search.html", session, kind=kind, q=q, results=results)
 
     @app.get("/customer/{golden_id}", response_class=HTMLResponse)
     def customer(request: Request, golden_id: str, session: Annotated[Session, Depends(current)]) -> Response:
-        with state.master.cursor() as con:
-            view = evidence.customer_view(con, golden_id)
+        with state.master.evidence() as source:
+            view = source.customer_view(golden_id)
         if view is None:
             raise HTTPException(status_code=404, detail="no such golden customer")
         if view.current_id != golden_id:
@@ -250,8 +270,8 @@ def create_app(config: RunConfig, settings: AppSettings | None = None) -> FastAP
         reason: Annotated[str, Form()] = "",
     ) -> Response:
         check_csrf(session, csrf)
-        with state.master.cursor() as con:
-            members = evidence.cluster_members(con, [golden_id]).get(golden_id, [])
+        with state.master.evidence() as source:
+            members = source.cluster_members([golden_id]).get(golden_id, [])
         keys = [m["record_key"] for m in members]
         if record_key not in keys:
             raise ReviewError("that record is not part of this golden customer (the master may have changed)")
@@ -270,8 +290,8 @@ def create_app(config: RunConfig, settings: AppSettings | None = None) -> FastAP
         reason: Annotated[str, Form()] = "",
     ) -> Response:
         check_csrf(session, csrf)
-        with state.master.cursor() as con:
-            members = evidence.cluster_members(con, [golden_a.strip(), golden_b.strip()])
+        with state.master.evidence() as source:
+            members = source.cluster_members([golden_a.strip(), golden_b.strip()])
         keys_a = [m["record_key"] for m in members.get(golden_a.strip(), [])]
         keys_b = [m["record_key"] for m in members.get(golden_b.strip(), [])]
         batch = state.decisions.merge(keys_a, keys_b, session.user.username, reason.strip()[:500] or None)
@@ -282,6 +302,38 @@ def create_app(config: RunConfig, settings: AppSettings | None = None) -> FastAP
     return app
 
 
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+class SecurityHeaders:
+    """Sets :data:`SECURITY_HEADERS` on every response (plain ASGI: no extra task per request)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def _mask(kind: str, value: Any) -> str:
     from validators.masking import mask_value
 
@@ -289,7 +341,7 @@ def _mask(kind: str, value: Any) -> str:
     return mask_value(kind, text) or ""
 
 
-def _chart(contributions: list[evidence.Contribution]) -> dict[str, Any]:
+def _chart(contributions: list[Contribution]) -> dict[str, Any]:
     """Geometry of the per-comparison weight chart (a waterfall of log2 Bayes factors), as SVG numbers."""
     if not contributions:
         return {"bars": [], "width": 0, "height": 0}
@@ -305,6 +357,7 @@ def _chart(contributions: list[evidence.Contribution]) -> dict[str, Any]:
 
 
 def serve(config: RunConfig, host: str, port: int, settings: AppSettings | None = None) -> None:
-    import uvicorn
+    """Serve the app (``mdm serve``): see :func:`steward.serving.serve`."""
+    from steward.serving import serve as run
 
-    uvicorn.run(create_app(config, settings), host=host, port=port, log_level="info", access_log=False)
+    run(config, host, port, settings or AppSettings())

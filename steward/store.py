@@ -18,6 +18,7 @@ import datetime as dt
 import hashlib
 import logging
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,6 +55,8 @@ CREATE TABLE IF NOT EXISTS review_items (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS review_items_status ON review_items(status, priority DESC);
+CREATE INDEX IF NOT EXISTS review_items_queue ON review_items(status, priority DESC, item_id);
+CREATE INDEX IF NOT EXISTS review_items_kind ON review_items(status, kind);
 CREATE TABLE IF NOT EXISTS claims (
     item_id TEXT PRIMARY KEY REFERENCES review_items(item_id),
     steward TEXT NOT NULL,
@@ -73,6 +76,7 @@ CREATE TABLE IF NOT EXISTS decisions (
     batch_id TEXT
 );
 CREATE INDEX IF NOT EXISTS decisions_pair ON decisions(record_key_l, record_key_r, decision_id);
+CREATE INDEX IF NOT EXISTS decisions_skips ON decisions(steward, action, item_id);
 CREATE TRIGGER IF NOT EXISTS decisions_no_update BEFORE UPDATE ON decisions
 BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS decisions_no_delete BEFORE DELETE ON decisions
@@ -112,6 +116,9 @@ class DecisionStore:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = ThreadLocalSQLite(path, foreign_keys=True)
+        # Writers of this process queue on this lock rather than in SQLite's busy handler, which sleeps in
+        # growing steps (up to 100 ms) while another connection writes.
+        self._write_lock = threading.Lock()
         self._conn.executescript(_SCHEMA)
 
     @property
@@ -141,13 +148,14 @@ class DecisionStore:
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """An IMMEDIATE transaction: one writer at a time, so two stewards never win the same claim."""
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+        with self._write_lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
 
     # -- the queue -----------------------------------------------------------------------------
 
@@ -215,6 +223,12 @@ class DecisionStore:
 
     def items(self, status: str | None = "open", kind: str | None = None, limit: int = 100, offset: int = 0,
               min_weight: float | None = None, max_weight: float | None = None) -> pd.DataFrame:
+        rows = self.item_rows(status, kind, limit, offset, min_weight, max_weight)
+        return pd.DataFrame(rows, columns=list(rows[0]) if rows else _ITEM_COLUMNS)
+
+    def item_rows(self, status: str | None = "open", kind: str | None = None, limit: int = 100, offset: int = 0,
+                  min_weight: float | None = None, max_weight: float | None = None) -> list[dict[str, Any]]:
+        """Review items by priority with their current claim (``claimed_by``, ``claim_expires``), as dicts."""
         where: list[str] = ["1=1"]
         args: list[Any] = []
         if status:
@@ -232,8 +246,7 @@ class DecisionStore:
         sql = f"""SELECT i.*, c.steward AS claimed_by, c.expires_at AS claim_expires
                   FROM review_items i LEFT JOIN claims c ON c.item_id = i.item_id AND c.expires_at > ?
                   WHERE {' AND '.join(where)} ORDER BY i.priority DESC, i.item_id LIMIT ? OFFSET ?"""
-        rows = self._conn.execute(sql, [_iso(_now()), *args, limit, offset]).fetchall()
-        return pd.DataFrame([dict(r) for r in rows], columns=_item_columns(rows))
+        return [dict(r) for r in self._conn.execute(sql, [_iso(_now()), *args, limit, offset]).fetchall()]
 
     def counts(self) -> dict[str, int]:
         rows = self._conn.execute("SELECT status, kind, COUNT(*) n FROM review_items GROUP BY status, kind").fetchall()
@@ -251,12 +264,23 @@ class DecisionStore:
 
     # -- claims ----------------------------------------------------------------------------------
 
-    def claim(self, item_id: str, steward: str, lease_seconds: int = 900, open_only: bool = False) -> Claim:
+    def claim(self, item_id: str, steward: str, lease_seconds: int = 900, open_only: bool = False,
+              renew_after: int | None = None) -> Claim:
         """Claim an item for one steward; refused while another steward's lease runs.
 
         ``open_only`` also refuses an item decided meanwhile (the queue's "next item" uses it).
+        ``renew_after``: a running claim of this steward taken or renewed less than this many
+        seconds ago is kept as it is, without a write (opening the item "next item" has just
+        claimed renews nothing).
         """
         now = _now()
+        if renew_after is not None and not open_only:
+            held = self._conn.execute(
+                "SELECT steward, claimed_at, expires_at FROM claims WHERE item_id=?", (item_id,)
+            ).fetchone()
+            if (held is not None and held["steward"] == steward and held["expires_at"] > _iso(now)
+                    and held["claimed_at"] > _iso(now - dt.timedelta(seconds=renew_after))):
+                return Claim(item_id, steward, dt.datetime.fromisoformat(held["expires_at"]))
         expires = now + dt.timedelta(seconds=lease_seconds)
         with self._tx() as c:
             item = c.execute("SELECT status FROM review_items WHERE item_id=?", (item_id,)).fetchone()
@@ -372,6 +396,10 @@ class DecisionStore:
         return self.decide_pairs([(min(keys_a), min(keys_b))], "match", steward, "merge", reason)
 
     def history(self, record_key_l: str | None = None, record_key_r: str | None = None) -> pd.DataFrame:
+        return pd.DataFrame(self.history_rows(record_key_l, record_key_r))
+
+    def history_rows(self, record_key_l: str | None = None, record_key_r: str | None = None) -> list[dict[str, Any]]:
+        """Decisions on one record pair (either order), or all decisions, oldest first, as dicts."""
         if record_key_l and record_key_r:
             lo, hi = ordered(record_key_l, record_key_r)
             rows = self._conn.execute(
@@ -379,7 +407,7 @@ class DecisionStore:
             ).fetchall()
         else:
             rows = self._conn.execute("SELECT * FROM decisions ORDER BY decision_id").fetchall()
-        return pd.DataFrame([dict(r) for r in rows])
+        return [dict(r) for r in rows]
 
     def constraints(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(must_link, cannot_link): the latest non-skip decision per record pair, as record-key pairs."""
@@ -403,9 +431,8 @@ def _float(v: Any) -> float | None:
     return None if f != f else f
 
 
-def _item_columns(rows: list[sqlite3.Row]) -> list[str] | None:
-    return list(rows[0].keys()) if rows else [
-        "item_id", "kind", "record_key_l", "record_key_r", "golden_id_l", "golden_id_r", "match_weight",
-        "priority", "n_records", "n_systems", "status", "first_run_id", "last_run_id", "created_at", "updated_at",
-        "claimed_by", "claim_expires",
-    ]
+_ITEM_COLUMNS = [
+    "item_id", "kind", "record_key_l", "record_key_r", "golden_id_l", "golden_id_r", "match_weight",
+    "priority", "n_records", "n_systems", "status", "first_run_id", "last_run_id", "created_at", "updated_at",
+    "claimed_by", "claim_expires",
+]

@@ -7,20 +7,26 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from steward.app import AppSettings, create_app
+from mdm.audit import AuditLog
+from steward.app import SECURITY_HEADERS, AppSettings, create_app
+from steward.lookup_build import build_lookup
 from steward.store import DecisionStore
 from steward.users import ThrottlePolicy
 from tests.conftest import make_workspace
 from tests.steward_fixtures import HOSTILE, build_master
 
 
-@pytest.fixture()
-def env(tmp_path):
+@pytest.fixture(params=["master", "lookup"])
+def env(tmp_path, request):
+    """The app reading the master database, or the version's lookup store (every test runs on both)."""
     from schemas.settings import load_run_config
 
     ws = make_workspace(tmp_path / "ws", generate=False)
     golden = build_master(ws.master_dir, ws.state_dir)
-    app = create_app(load_run_config(ws.config_path), AppSettings(throttle=ThrottlePolicy(max_failures=3)))
+    config = load_run_config(ws.config_path)
+    if request.param == "lookup":
+        build_lookup(config.master_dir / "versions" / "R1", config.master_key())
+    app = create_app(config, AppSettings(throttle=ThrottlePolicy(max_failures=3), lookup_build="off"))
     return ws, golden, app
 
 
@@ -137,3 +143,51 @@ def test_sign_out_ends_the_session(env):
     page = client.get("/")
     client.post("/logout", data={"csrf": _csrf(page.text)})
     assert client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_every_answer_carries_the_security_headers(env):
+    _, _, app = env
+    client = TestClient(app)
+    for response in (client.get("/login"), client.get("/", follow_redirects=False), client.get("/healthz")):
+        for name, value in SECURITY_HEADERS.items():
+            assert response.headers[name] == value
+
+
+def test_unmasked_pages_are_audited_and_masked_ones_are_not(env):
+    ws, _, app = env
+    client = TestClient(app)
+    _login(client, "alice", "correct horse battery")
+    client.get("/customer/GA")
+    item = client.get("/review/next")
+    assert item.status_code == 200
+    client.get("/search", params={"kind": "phone", "q": "13800000002"})
+    analyst = TestClient(app)
+    _login(analyst, "ana", "analyst password 1")
+    analyst.get("/customer/GB")
+    entries = [(e["actor"], e["action"], e["target"]) for e in AuditLog.for_state(ws.state_dir).entries()]
+    assert ("alice", "view_unmasked", "golden_customer:GA") in entries
+    assert any(a == "alice" and act == "view_unmasked" and t.startswith("review_item:") for a, act, t in entries)
+    assert ("alice", "search", "customers") in entries
+    assert not any(a == "ana" and act == "view_unmasked" for a, act, _ in entries)
+
+
+def test_search_by_phone_and_name_and_golden_id(env):
+    _, _, app = env
+    client = TestClient(app)
+    _login(client, "alice", "correct horse battery")
+    assert "/customer/GB" in client.get("/search", params={"kind": "phone", "q": "138 0000 0002"}).text
+    page = client.get("/search", params={"kind": "name", "q": "李娜"}).text
+    assert "/customer/GB" in page and "/customer/GC" in page
+    assert "/customer/GD" in client.get("/search", params={"kind": "golden_id", "q": "GD"}).text
+    assert "No golden customer found" in client.get("/search", params={"kind": "name", "q": "无此人"}).text
+
+
+def test_pair_page_shows_both_records_and_the_score(env):
+    _, _, app = env
+    client = TestClient(app)
+    _login(client, "alice", "correct horse battery")
+    page = client.get("/review/next")
+    assert page.status_code == 200
+    assert "weight <strong>" in page.text and "level 3" in page.text
+    assert page.text.count("1980-01-01") >= 2
+    assert "/customer/G" in page.text

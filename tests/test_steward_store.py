@@ -183,3 +183,32 @@ def test_one_store_shared_by_request_threads(store):
         t.join()
     assert not errors, errors
     assert len(got) == len(set(got)) > 0
+
+
+def test_opening_a_freshly_claimed_item_writes_nothing(store):
+    item = store.next_item("alice")
+    before = store._conn.execute("SELECT claimed_at, expires_at FROM claims").fetchall()
+    changes = store._conn.total_changes
+    claim = store.claim(item["item_id"], "alice", renew_after=60)
+    assert claim.steward == "alice" and store._conn.total_changes == changes
+    assert store._conn.execute("SELECT claimed_at, expires_at FROM claims").fetchall() == before
+    with pytest.raises(ReviewError, match="claimed by alice"):
+        store.claim(item["item_id"], "bob", renew_after=60)  # another steward is still refused
+
+
+def test_an_older_claim_is_renewed_when_opened(store):
+    item = store.next_item("alice", lease_seconds=900)
+    store._conn.execute("UPDATE claims SET claimed_at = '2000-01-01T00:00:00+00:00'")
+    claim = store.claim(item["item_id"], "alice", renew_after=60)
+    (claimed_at,) = store._conn.execute("SELECT claimed_at FROM claims").fetchone()
+    assert claimed_at > "2000-01-01T00:00:00+00:00" and claim.expires_at.year > 2000
+
+
+def test_item_rows_and_history_rows_match_the_frames(store):
+    item = store.next_item("alice")
+    store.decide(item["item_id"], "alice", "match", "same person")
+    assert store.item_rows(status=None) == store.items(status=None).to_dict("records")
+    rows = store.history_rows(item["record_key_r"], item["record_key_l"])  # either order
+    assert [r["action"] for r in rows] == ["match"] and rows[0]["reason"] == "same person"
+    assert store.item_rows(status="nothing") == [] and list(store.items(status="nothing").columns)[:2] == [
+        "item_id", "kind"]
