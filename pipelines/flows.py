@@ -194,6 +194,8 @@ class NightlyRun:
         release_memory("the analyst mart")
         with self.metrics.step("review queue"):
             self.report.review_sync = tasks.review_queue(self.config, review_inputs, self.run_id)
+        with self.metrics.step("steward lookup"):
+            tasks.steward_lookup(version, self.key)
 
     def _run_log(self, previous: Any, outcomes: dict[str, steps.SourceOutcome], n_golden: int) -> pd.DataFrame:
         row = pd.DataFrame(

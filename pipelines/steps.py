@@ -445,6 +445,22 @@ def sync_review_queue(config: RunConfig, tables: dict[str, Any], run_id: str) ->
         return store.sync_queue(review, xref, run_id)
 
 
+def build_steward_lookup(version_dir: Path, key: bytes | None) -> str | None:
+    """The stewards' lookup store of the new version, so the morning's pages are fast from the first one.
+
+    A failure is logged, not raised: the master is published and the web app reads it
+    directly (and builds the store itself) until a store exists.
+    """
+    from steward.lookup_build import LookupBuildError, build_lookup
+
+    try:
+        path = build_lookup(version_dir, key)
+    except LookupBuildError as e:
+        log.warning("steward lookup store not built (%s); the web app reads the master directly meanwhile", e)
+        return None
+    return str(path) if path is not None else None
+
+
 def audit(config: RunConfig, action: str, target: str, details: dict[str, Any]) -> None:
     from mdm.audit import AuditLog
 

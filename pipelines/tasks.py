@@ -89,3 +89,8 @@ def analyst_mart(config: RunConfig, version_dir: str, key: bytes | None, tables:
 @task(name="review-queue", cache_policy=NO_CACHE, **IO_RETRIES)
 def review_queue(config: RunConfig, tables: dict[str, Any], run_id: str) -> dict[str, int]:
     return steps.sync_review_queue(config, tables, run_id)
+
+
+@task(name="steward-lookup", cache_policy=NO_CACHE)
+def steward_lookup(version_dir: str, key: bytes | None) -> str | None:
+    return steps.build_steward_lookup(Path(version_dir), key)
