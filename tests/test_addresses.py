@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from validators.address_regions import RegionRules, resolve_region
+from validators.address_regions import RegionMemo, RegionRules, resolve_region
 from validators.address_slots import cn_number, parse_slots
 from validators.addresses import (
     ADDRESS_AMBIGUOUS,
@@ -193,3 +193,34 @@ def test_normalization_idempotent(raw: str) -> None:
     if first["address_norm"] is not None:
         again = one(first["address_norm"])
         assert {k: again[k] for k in OUTPUT_COLUMNS} == {k: first[k] for k in OUTPUT_COLUMNS}
+
+
+# Names, road suffixes and characters that end the administrative part, mixed so that names run
+# into each other, into road names and across the first digit.
+_REGION_PIECES = st.sampled_from(
+    [
+        "北京市", "北京", "朝阳区", "朝阳", "吉林省", "吉林市", "吉林", "长春市", "鼓楼区", "江苏省",
+        "南京市", "中国", "内蒙", "海淀", "上海", "浦东新区", "中山", "路", "大街", "胡同",
+        "道", "里", "东", "1", "23号", "A", "#", "-", "号",
+    ]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.lists(_REGION_PIECES, max_size=8).map("".join), min_size=1, max_size=12), st.sampled_from([
+    RegionRules(), RegionRules(max_lead=0, max_gap=0), RegionRules(max_lead=8, max_gap=6, county_short_names=False)
+]))
+def test_region_memo_same_as_resolve_region(texts: list[str], rules: RegionRules) -> None:
+    memo = RegionMemo(rules)  # one memo across the texts: later texts reuse what earlier ones left
+    for text in [*texts, *texts]:
+        assert memo(text) == resolve_region(text, rules)
+
+
+def test_region_memo_keeps_the_walk_going_past_a_digit_when_in_reach() -> None:
+    memo = RegionMemo()
+    assert memo("北京市1朝阳区") == resolve_region("北京市1朝阳区")  # the district is within the gap
+    assert memo("北京市1海淀区") == resolve_region("北京市1海淀区")  # same leading part, other district
+
+
+def test_cn_number_is_memoized_without_changing_answers() -> None:
+    assert [cn_number(t) for t in ("十二", "0502", "十二", "一二〇三")] == ["12", "502", "12", "1203"]

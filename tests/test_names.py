@@ -297,3 +297,11 @@ def test_vector_equals_scalar(values: list[str | None]) -> None:
         r = standardize_name(TABLES, v)
         assert out.iloc[i]["name_latin_key"] == r.latin_key
         assert out.iloc[i]["name_flags"] == list(r.flags)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=20) | st.text(max_size=20))
+def test_junk_shortcut_same_as_character_loop(text: str) -> None:
+    from validators.names_latin import _SEPARATORS, has_junk
+
+    assert has_junk(text) == any(not (c.isalpha() or c.isspace() or c in _SEPARATORS) for c in text)

@@ -277,3 +277,142 @@ def test_landline_fast_path_same_as_field_parser(raw: str) -> None:
     from validators.phones import DEFAULT_RULES, _parse_distinct
 
     assert _parse_distinct(np.array([raw], dtype=object), DEFAULT_RULES)[0] == parse_phone_field(raw)
+
+
+# --- The vectorized fast paths (validators.phone_fast) against the per-value parser -------------------------
+
+_FULL_WIDTH = str.maketrans("0123456789+-() ", "０１２３４５６７８９＋－（）\u3000")
+_PREFIXES = st.sampled_from(["", "", "+86", "+ 86", "0086", "(+86)", "(86)", "86", "86-", "+8", "00 86", "+852 "])
+_SEPARATORS = st.sampled_from(["", "", " ", "-", "  ", "--", ".", "\t", "/"])
+_EDGES = st.sampled_from(["", "", "", " ", "  ", "\u3000", "\u00a0", "\t", "\n"])
+
+
+@st.composite
+def _phone_texts(draw: st.DrawFn) -> object:
+    """Phone-like text in many writings (valid, invalid, IoT, landline, full-width), plus junk and non-text."""
+    digits = draw(st.text("0123456789", min_size=12, max_size=12))
+    shape = draw(st.sampled_from(["mobile", "mobile", "landline", "landline", "digits", "junk", "other"]))
+    if shape == "mobile":
+        head = draw(st.sampled_from(["13", "14", "15", "16", "17", "18", "19", "12", "1064", "140", "145", "174"]))
+        body = (head + digits)[:11]
+        cut = sorted(draw(st.lists(st.integers(1, 10), max_size=2, unique=True)))
+        parts = [body[i:j] for i, j in zip([0, *cut], [*cut, 11], strict=True)]
+        text = draw(_PREFIXES) + draw(_SEPARATORS).join(parts)
+    elif shape == "landline":
+        area = draw(st.sampled_from(["010", "021", "0755", "0931", "0400", "0800", "0101", "0201", "0", "020"]))
+        area = draw(st.sampled_from([area, area, f"({area})"]))
+        subscriber = digits[: draw(st.integers(5, 10))]
+        extension = draw(st.sampled_from(["", "", "", "-8001", "转12", " ext 5"]))
+        text = area + draw(_SEPARATORS) + subscriber + extension
+    elif shape == "digits":
+        text = draw(_PREFIXES) + digits[: draw(st.integers(1, 12))]
+    elif shape == "junk":
+        text = draw(st.text(max_size=20))
+    else:
+        return draw(st.sampled_from([None, float("nan"), 13812345678, 13812345678.0, 7551234567, b"138"]))
+    if draw(st.integers(0, 3)) == 0:
+        text = text.translate(_FULL_WIDTH)
+    return draw(_EDGES) + text + draw(_EDGES)
+
+
+_RULES = st.sampled_from(
+    [
+        PhoneRules(),
+        PhoneRules(iot_prefixes=("145", "17")),
+        PhoneRules(max_field_chars=12),
+        PhoneRules(region="HK"),
+        PhoneRules(max_numbers_per_field=1, keep_service_numbers=True),
+        PhoneRules(max_numbers_per_field=0),
+        PhoneRules(separators=r"[-/ ]"),
+        PhoneRules(extension_markers=("-", " ")),
+    ]
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(_phone_texts(), min_size=1, max_size=12, unique_by=repr), _RULES)
+def test_fast_paths_same_as_per_value_parser(values: list[object], rules: PhoneRules) -> None:
+    import numpy as np
+
+    from validators.phones import _parse_all, _parse_distinct
+
+    uniques = np.fromiter(values, dtype=object, count=len(values))
+    distinct = _parse_all(uniques, rules)
+    expected = _parse_distinct(uniques, rules)
+    assert [distinct.result(i) for i in range(len(values))] == expected
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text("0123456789", min_size=1, max_size=15))
+def test_trunk_batch_same_as_classify_cn(subscriber: str) -> None:
+    import pyarrow as pa
+
+    from validators.phone_types import classify_cn, classify_cn_trunk
+
+    candidates = [f"0{d}{subscriber}" for d in "123456789"]
+    assert classify_cn_trunk(pa.array(candidates)) == [classify_cn(c) for c in candidates]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.text("0123456789", min_size=1, max_size=17), min_size=1, max_size=20))
+def test_number_types_same_as_number_type(nationals: list[str]) -> None:
+    import pyarrow as pa
+
+    from validators.phone_types import _region_types
+
+    types = _region_types("CN")
+    assert types.number_types(pa.array(nationals)).tolist() == [types.number_type(n) for n in nationals]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_phone_texts(), _phone_texts()), min_size=1, max_size=15), _RULES)
+def test_table_same_as_row_by_row(rows: list[tuple[object, object]], rules: PhoneRules) -> None:
+    import numpy as np
+
+    from validators.phones import EMPTY_RESULT, OUTPUT_COLUMNS, _combine, _parse_distinct
+
+    def parse(value: object) -> Any:
+        if value is None or (isinstance(value, float) and value != value):
+            return EMPTY_RESULT
+        return _parse_distinct(np.array([value], dtype=object), rules)[0]
+
+    out = standardize_phones(pd.Series([m for m, _ in rows], dtype=object), pd.Series([p for _, p in rows]), rules)
+    for (m, p), got in zip(rows, out.itertuples(index=False), strict=True):
+        assert tuple(got) == _combine(parse(m), parse(p), rules), (m, p)
+    assert list(out.columns) == list(OUTPUT_COLUMNS)
+
+
+def test_plain_mobile_beside_plain_landline() -> None:
+    for phone in ("010-12345678", "０１０-１２３４５６７８", "(010) 12345678"):
+        row = one(mobile="138 1234 5678", phone=phone)
+        assert row == {
+            "mobile": MOBILE,
+            "landline": "+861012345678",
+            "phones": [MOBILE, "+861012345678"],
+            "phone_ext": None,
+            "phone_flags": [],
+        }
+    assert one(mobile="13812345678", phone="400-812-3456")["phone_flags"] == [PHONE_SERVICE_NUMBER]
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        PhoneRules(),
+        PhoneRules(separators=r"[-/ ]"),
+        PhoneRules(extension_markers=("-",)),
+        PhoneRules(max_numbers_per_field=0),
+        PhoneRules(iot_prefixes=("138",)),
+    ],
+)
+def test_mobile_after_bare_country_code_follows_the_rules(rules: PhoneRules) -> None:
+    import numpy as np
+
+    from validators.phones import _parse_all, _parse_distinct
+
+    values = ["86-13812345678", "8613812345678", " 86 138 1234 5678 ", "８６－１３８１２３４５６７８", "86-14012345678"]
+    uniques = np.array(values, dtype=object)
+    distinct = _parse_all(uniques, rules)
+    assert [distinct.result(i) for i in range(len(values))] == _parse_distinct(uniques, rules)
+    if rules == PhoneRules():
+        assert list(distinct.fast[:4]) == [MOBILE] * 4  # decided by the fast path

@@ -57,3 +57,69 @@ def test_merge_flags_keeps_order_and_drops_duplicates():
     single = pd.Series([None, "C", "B"])
     out = merge_flags(3, lists, single, (pd.Series([True, False, True]), "D"))
     assert list(out) == [["A", "B", "D"], ["C"], ["B", "D"]]
+
+
+def test_dataframe_and_table_input_give_the_same_records():
+    table = _canonical(ROWS * 5)
+    from_table = standardize(table, StandardizeRules(workers=1))
+    from_frame = standardize(table.to_pandas().set_index(pd.Index(range(100, 115))), StandardizeRules(workers=1))
+    pd.testing.assert_frame_equal(from_table, from_frame)
+
+
+def test_table_conversion_same_as_to_pandas():
+    from validators.standardize import _to_pandas
+
+    repeated = ["a", "b", None] * 4000
+    table = pa.table(
+        {
+            "repeated": repeated,
+            "distinct": [f"v{i}" if i % 7 else None for i in range(12000)],
+            "number": list(range(12000)),
+            "maybe": [None if i % 3 else i for i in range(12000)],
+        }
+    )
+    for t in (table, table.slice(0, 0), pa.Table.from_pandas(table.to_pandas().set_index("number"))):
+        pd.testing.assert_frame_equal(_to_pandas(t), t.to_pandas().reset_index(drop=True))
+
+
+def test_arrow_and_pandas_factorization_agree():
+    from validators.offload import factorize_column
+
+    column = pa.chunked_array([["x", None, "y"], ["y", "z", None, "x"], []])
+    for source in (column, column.to_pandas()):
+        codes, uniques = factorize_column(source)
+        values = [None if pd.isna(v) else v for v in uniques[codes]]
+        assert values == column.to_pylist()
+
+
+def test_paused_gc_restores_the_callers_setting():
+    import gc
+
+    import pytest
+
+    from validators.gc_pause import paused_gc
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), paused_gc():
+        assert not gc.isenabled()
+        raise RuntimeError
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with paused_gc():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_columns_sent_to_the_second_process_pickle_compactly():
+    import pickle
+
+    from validators.offload import _compact
+
+    big = pa.chunked_array([pa.array([f"address {i}" for i in range(50_000)])])
+    sliced = pa.chunked_array([big.chunk(0).slice(i, 10_000) for i in range(0, 50_000, 10_000)])
+    compact = _compact(sliced)
+    assert compact.equals(sliced) and compact.type == sliced.type
+    assert len(pickle.dumps(compact)) * 3 < len(pickle.dumps(sliced))

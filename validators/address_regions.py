@@ -15,6 +15,7 @@ administrative part of the address, then a small walk down the hierarchy:
 from __future__ import annotations
 
 import logging
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
@@ -72,6 +73,7 @@ class Gazetteer:
     automaton: ahocorasick.Automaton
     units: dict[str, tuple[Unit, ...]]
     names: dict[str, str]  # adcode -> most recent name
+    stop: re.Pattern[str]  # a character in no name and no road suffix: no match spans it, nothing reads past it
 
 
 def _load_table() -> pd.DataFrame:
@@ -123,7 +125,11 @@ def gazetteer() -> Gazetteer:
         automaton.add_word(name, name)
     automaton.make_automaton()
     log.debug("gazetteer: %d names, %d codes", len(units), len(names))
-    return Gazetteer(automaton, {k: tuple(v) for k, v in units.items()}, {k: v[1] for k, v in names.items()})
+    known = set("".join(units)) | set("".join(_ROAD_SUFFIXES))
+    stop = re.compile("[^" + "".join(re.escape(c) for c in sorted(known)) + "]")
+    return Gazetteer(
+        automaton, {k: tuple(v) for k, v in units.items()}, {k: v[1] for k, v in names.items()}, stop
+    )
 
 
 def _prefix(code: str, level: int) -> str:
@@ -159,8 +165,42 @@ def _choose(name: str, state: str, level: int, min_short: int, county_short: boo
 
 def resolve_region(text: str, config: RegionRules | None = None) -> Region:
     """Resolve province, city and district at the start of a normalized address (no spaces)."""
-    rules = config or _DEFAULT_RULES
-    gaz = gazetteer()
+    return _walk(text, config or _DEFAULT_RULES, gazetteer(), len(text))[0]
+
+
+class RegionMemo:
+    """:func:`resolve_region` for many addresses, memoized by the administrative part of the text.
+
+    Every name and road suffix is made of gazetteer characters, so the walk's view of the text
+    ends at the first other character (``stop``, usually the first digit): no match spans it and
+    the longest-match scan treats it like the end of the text. When the walk's outcome is decided
+    before that character, every address with the same leading part resolves the same way, so the
+    outcome is kept for that part (``广东省深圳市南山区``) and reused.
+    """
+
+    def __init__(self, config: RegionRules | None = None) -> None:
+        self._rules = config or _DEFAULT_RULES
+        self._gaz = gazetteer()
+        self._memo: dict[str, Region] = {}
+
+    def __call__(self, text: str) -> Region:
+        m = self._gaz.stop.search(text)
+        stop = m.start() if m else len(text)
+        head = text[:stop]
+        found = self._memo.get(head)
+        if found is not None:
+            return found
+        region, decided = _walk(text, self._rules, self._gaz, stop)
+        if decided:
+            self._memo[head] = region
+        return region
+
+
+def _walk(text: str, rules: RegionRules, gaz: Gazetteer, stop: int) -> tuple[Region, bool]:
+    """The walk of :func:`resolve_region`, and whether its outcome depends on ``text[:stop]`` alone.
+
+    ``stop`` must be the position of a character in no name and no road suffix (or the end).
+    """
     min_short, county_short, max_lead, max_gap = (
         rules.min_short_chars,
         rules.county_short_names,
@@ -171,10 +211,13 @@ def resolve_region(text: str, config: RegionRules | None = None) -> Region:
     level = 0
     consumed = 0
     ambiguous = False
+    decided: bool | None = None
     # iter_long: longest non-overlapping matches, left to right (stops as soon as the walk breaks)
     for last, name in gaz.automaton.iter_long(text):
         start, end = last - len(name) + 1, last + 1
         limit = max_lead if consumed == 0 else consumed + max_gap
+        if start >= stop and decided is None:
+            decided = limit < stop  # out of reach: any match past ``stop`` ends the walk here
         if start > limit:
             break
         if text.startswith(_ROAD_SUFFIXES, end):
@@ -190,9 +233,14 @@ def resolve_region(text: str, config: RegionRules | None = None) -> Region:
         state, level = _prefix(unit.adcode, unit.level), unit.level
         if level == COUNTY:
             break
+    else:  # no match left: only the reach of the walk decides what text after ``stop`` could do
+        if decided is None:
+            decided = (max_lead if consumed == 0 else consumed + max_gap) < stop
+    if decided is None:
+        decided = True  # the walk broke at a match before ``stop``
     if level == 0:
-        return Region(None, None, None, None, consumed, ambiguous)
-    return _region_from_state(gaz, state, level, consumed, ambiguous)
+        return Region(None, None, None, None, consumed, ambiguous), decided
+    return _region_from_state(gaz, state, level, consumed, ambiguous), decided
 
 
 def _region_from_state(gaz: Gazetteer, state: str, level: int, end: int, ambiguous: bool) -> Region:

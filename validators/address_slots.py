@@ -8,6 +8,7 @@ place and road names (九龙坡区, 三里屯路, 五四路) are never touched.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import NamedTuple
 
 CN_DIGITS = "〇零一二两三四五六七八九"
@@ -39,6 +40,7 @@ class Slots(NamedTuple):
 EMPTY_SLOTS = Slots(None, None, None, None, None)
 
 
+@lru_cache(maxsize=65536)  # slot numbers repeat a lot (12, 3, 1203): about 3.7 calls per address
 def cn_number(text: str) -> str:
     """A slot number with Chinese numerals converted: 十二 -> 12, 一二〇三 -> 1203, 0502 -> 502.
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from validators.address_regions import EMPTY_REGION, Region, RegionRules, resolve_region
+from validators.address_regions import EMPTY_REGION, Region, RegionMemo, RegionRules, resolve_region
 from validators.address_slots import EMPTY_SLOTS, Slots, parse_slots
 from validators.contact_common import as_text, broadcast, factorize_text, nfkc
 
@@ -117,6 +118,10 @@ def _normalize_once(text: str) -> str:
 def parse_address(text: str | None, config: AddressRules | None = None) -> tuple[object, ...]:
     """One raw address to the output columns' values (in :data:`OUTPUT_COLUMNS` order). Never raises."""
     rules = config or AddressRules()
+    return _parse(text, rules, lambda compact: resolve_region(compact, rules.region))
+
+
+def _parse(text: str | None, rules: AddressRules, region_of: Callable[[str], Region]) -> tuple[object, ...]:
     raw = as_text(text)
     if raw is None:
         return (None, *([None] * 9), [])
@@ -126,7 +131,7 @@ def parse_address(text: str | None, config: AddressRules | None = None) -> tuple
     if len(norm) > rules.max_chars:
         return (norm, *([None] * 9), [ADDRESS_TOO_LONG, ADDRESS_UNPARSED])
     compact = _PARSE_DROP.sub("", norm)
-    region: Region = resolve_region(compact, rules.region) if compact else EMPTY_REGION
+    region: Region = region_of(compact) if compact else EMPTY_REGION
     slots: Slots = parse_slots(compact[region.end :]) if compact else EMPTY_SLOTS
     flags: list[str] = []
     if region.ambiguous:
@@ -144,7 +149,8 @@ def standardize_addresses(raw: pd.Series, config: AddressRules | None = None) ->
     """
     rules = config or AddressRules()
     codes, uniques = factorize_text(raw)
-    parsed = [parse_address(u, rules) for u in uniques]
+    region_of = RegionMemo(rules.region)  # addresses sharing their administrative part resolve it once
+    parsed = [_parse(u, rules, region_of) for u in uniques]
     out: dict[str, np.ndarray] = {}
     for j, name in enumerate(OUTPUT_COLUMNS):
         missing: object = [] if name == "address_flags" else None

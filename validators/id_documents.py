@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mdm.errors import ConfigError, MdmError
 from schemas.enums import IdType
 from schemas.sources import format_validation_error
+from validators.flag_codes import FlagCodes
 from validators.regions import REGION_CODES_FILE, province_table, region_code_table
 from validators.resident_id import Mod112Check, check_mod112, clean_id_text, shared_id_numbers, upgrade_15_batch
 
@@ -36,6 +37,7 @@ __all__ = [
     "OUTPUT_COLUMNS",
     "IdRules",
     "flag_names",
+    "id_columns",
     "load_id_rules",
     "mark_shared_ids",
     "org_code_check_char",
@@ -632,6 +634,17 @@ def standardize_ids(
     (``M``/``F``/null) and ``id_flags`` (list of reason codes). Each distinct (type, number)
     pair is processed once. Numbers shared by many names are marked by :func:`mark_shared_ids`.
     """
+    out, flags = id_columns(id_type_declared, id_number_raw, config)
+    out["id_flags"] = flags.to_lists()  # each row owns its list
+    return out
+
+
+def id_columns(
+    id_type_declared: pd.Series,
+    id_number_raw: pd.Series,
+    config: IdRules | None = None,
+) -> tuple[pd.DataFrame, FlagCodes]:
+    """:func:`standardize_ids` with the reason codes as :class:`FlagCodes` (no list per row)."""
     if len(id_type_declared) != len(id_number_raw) or not id_type_declared.index.equals(id_number_raw.index):
         raise MdmError("standardize_ids: id_type_declared and id_number_raw must be columns of the same frame")
     rules = config or IdRules()
@@ -655,9 +668,9 @@ def standardize_ids(
     linkable = np.flatnonzero(b.valid & ~b.placeholder)
     keys[linkable] = [f"{t}:{k}" for t, k in zip(res.id_type[linkable], b.key[linkable], strict=True)]
     combo_codes, combos = pd.factorize(b.flags)
-    combo_names = np.empty(len(combos), dtype=object)
-    combo_names[:] = [flag_names(int(m)) for m in combos]
-    pair_flags = combo_names[combo_codes]
+    flags = FlagCodes(
+        np.asarray(combo_codes, dtype=np.int64)[pair_codes], tuple(tuple(flag_names(int(m))) for m in combos)
+    )
 
     out = pd.DataFrame(
         {
@@ -668,7 +681,6 @@ def standardize_ids(
             "id_key": keys[pair_codes],
             "id_birth_date": b.birth[pair_codes].astype("datetime64[s]"),
             "id_gender": b.gender[pair_codes],
-            "id_flags": [f.copy() for f in pair_flags[pair_codes]],  # each row owns its list
         },
         index=id_number_raw.index,
     )
@@ -680,7 +692,7 @@ def standardize_ids(
         int(out["id_placeholder"].sum()),
         int(((b.flags & (CORRECTED | INFERRED)) != 0)[pair_codes].sum()),
     )
-    return out
+    return out, flags
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import Indel, JaroWinkler, Levenshtein
 
 from mdm.errors import MdmError
+from validators.flag_codes import FlagCodes, encode_combos
 from validators.names_clean import DOT, HAN_CLASS, clean_text
 from validators.names_latin import _fold, parse_latin
 from validators.names_rules import (
@@ -32,7 +33,15 @@ from validators.names_rules import (
 from validators.names_tables import NameTables, load_tables
 from validators.pinyin import han_keys, han_only_keys
 
-__all__ = ["NAME_COLUMNS", "NameResult", "NameRules", "pinyin_similarity", "standardize_name", "standardize_names"]
+__all__ = [
+    "NAME_COLUMNS",
+    "NameResult",
+    "NameRules",
+    "name_columns",
+    "pinyin_similarity",
+    "standardize_name",
+    "standardize_names",
+]
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +161,16 @@ def standardize_names(
     ``name_latin`` is not, every field comes from ``name_latin`` (flag ``NAME_FROM_LATIN``); when both are
     present the Latin key comes from ``name_latin``.
     """
+    frame, flags = name_columns(name, name_latin, config)
+    # A fresh list per row: rows that share a name must not share a mutable flags list.
+    frame["name_flags"] = flags.to_lists()
+    return frame
+
+
+def name_columns(
+    name: pd.Series, name_latin: pd.Series | None = None, config: NameRules | None = None
+) -> tuple[pd.DataFrame, FlagCodes]:
+    """:func:`standardize_names` with the reason codes as :class:`FlagCodes` (no list per row)."""
     tables = load_tables(config)
     codes, uniques = _factorize(name)
     results = [standardize_name(tables, u) for u in uniques]
@@ -170,16 +189,16 @@ def standardize_names(
         results = [_combine(results[n - 1], latin_results[lat - 1]) for n, lat in zip(name_idx, latin_idx, strict=True)]
     columns = [np.fromiter(col, dtype=object, count=len(results)) for col in zip(*results, strict=True)]
     out = {name_col: col[codes] for name_col, col in zip(NAME_COLUMNS[:-1], columns[:-1], strict=True)}
-    # A fresh list per row: rows that share a name must not share a mutable flags list.
-    out["name_flags"] = np.fromiter((list(f) for f in columns[-1][codes]), dtype=object, count=len(codes))
-    frame = pd.DataFrame(out, index=name.index, columns=list(NAME_COLUMNS))
-    log.debug(
-        "standardized %d names (%d distinct); %d traditional folds",
-        len(name),
-        len(uniques),
-        sum(NAME_TRADITIONAL_FOLDED in r.flags for r in results),
-    )
-    return frame
+    frame = pd.DataFrame(out, index=name.index, columns=list(NAME_COLUMNS[:-1]))
+    combo_of_result, combos = encode_combos(columns[-1])
+    if log.isEnabledFor(logging.DEBUG):  # the count walks every distinct result
+        log.debug(
+            "standardized %d names (%d distinct); %d traditional folds",
+            len(name),
+            len(uniques),
+            sum(NAME_TRADITIONAL_FOLDED in r.flags for r in results),
+        )
+    return frame, FlagCodes(combo_of_result[codes], combos)
 
 
 _SCORERS: dict[str, Any] = {

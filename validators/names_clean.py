@@ -49,7 +49,7 @@ def clean_text(tables: NameTables, raw: str) -> CleanText:
     """Clean one raw name (any script); Han text comes back folded, Latin text only NFKC'd and stripped."""
     flags: list[str] = []
     raw = raw[: tables.max_name_chars]
-    if any("\uff01" <= c <= "\uff5e" or c == "\u3000" for c in raw):
+    if not raw.isascii() and any("\uff01" <= c <= "\uff5e" or c == "\u3000" for c in raw):
         flags.append(NAME_FULLWIDTH)
     text = unicodedata.normalize("NFKC", raw)
     if _UNREADABLE_RE.search(text):

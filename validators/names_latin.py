@@ -30,6 +30,16 @@ from validators.pinyin import fuzzy_key, segment, umlaut_fold
 _JOINERS = re.compile(r"(?<=[^\W\d_])['’\-‐](?=[^\W\d_])")
 _SEPARATORS = frozenset(" \t<,.'’-‐·/&")
 _LETTERS = re.compile(r"[^\W\d_]+")
+# An ASCII character that is no letter, no space and no separator: one regex search instead of a loop
+_ASCII_OK = "".join(c for c in map(chr, range(128)) if c.isalpha() or c.isspace() or c in _SEPARATORS)
+_ASCII_JUNK = re.compile(f"[^{re.escape(_ASCII_OK)}]")
+
+
+def has_junk(text: str) -> bool:
+    """True when the text holds a character that is no letter, no space and no name separator."""
+    if text.isascii():
+        return _ASCII_JUNK.search(text) is not None
+    return any(not (c.isalpha() or c.isspace() or c in _SEPARATORS) for c in text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +69,7 @@ def _canon(tables: NameTables, token: str) -> str:
 
 def parse_latin(tables: NameTables, text: str) -> LatinName:
     """Normalize one NFKC Latin name (no Han characters) and compute its keys."""
-    junk = any(not (c.isalpha() or c.isspace() or c in _SEPARATORS) for c in text)
+    junk = has_junk(text)
     text = _JOINERS.sub("", text)
     if "<<" in text:
         sur_part, given_part = text.split("<<", 1)

@@ -18,6 +18,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
 from phonenumbers import PhoneMetadata, PhoneNumberType
 
 UNSURE: Final[tuple[str, str]] = ("", "unsure")
@@ -52,6 +56,14 @@ class _Desc:
             return False
         return self.pattern.fullmatch(national) is not None
 
+    def matches_all(self, nationals: pa.Array, lengths: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """:meth:`matches` of each value of an array of ASCII digit strings (one RE2 pass, same full match)."""
+        if self.pattern is None:
+            return np.zeros(len(nationals), dtype=bool)
+        ok = np.isin(lengths, sorted(self.lengths)) if self.lengths else np.ones(len(nationals), dtype=bool)
+        hit = pc.match_substring_regex(nationals, f"^(?:{self.pattern.pattern})$").to_numpy(zero_copy_only=False)
+        return ok & hit
+
 
 def _desc(desc: object) -> _Desc | None:
     if desc is None:
@@ -85,6 +97,27 @@ class _RegionTypes:
         if not self.same_mobile_and_fixed and self.mobile is not None and self.mobile.matches(national):
             return PhoneNumberType.MOBILE
         return PhoneNumberType.UNKNOWN
+
+    def number_types(self, nationals: pa.Array) -> npt.NDArray[np.int64]:
+        """:meth:`number_type` of each value of an array of ASCII digit strings (no nulls)."""
+        lengths = pc.utf8_length(nationals).to_numpy(zero_copy_only=False)
+        out = np.full(len(nationals), PhoneNumberType.UNKNOWN, dtype=np.int64)
+        todo = self.general.matches_all(nationals, lengths)
+        for desc, kind in self.ordered:
+            hit = todo & desc.matches_all(nationals, lengths)
+            out[hit] = kind
+            todo &= ~hit
+        no = np.zeros(len(nationals), dtype=bool)
+        mobile = self.mobile.matches_all(nationals, lengths) if self.mobile is not None else no
+        if self.fixed_line is not None:
+            fixed = todo & self.fixed_line.matches_all(nationals, lengths)
+            both = fixed & (mobile | self.same_mobile_and_fixed)
+            out[both] = PhoneNumberType.FIXED_LINE_OR_MOBILE
+            out[fixed & ~both] = PhoneNumberType.FIXED_LINE
+            todo &= ~fixed
+        if not self.same_mobile_and_fixed:
+            out[todo & mobile] = PhoneNumberType.MOBILE
+        return out
 
 
 @lru_cache(maxsize=4)
@@ -139,3 +172,25 @@ def classify_cn(candidate: str) -> tuple[str, str] | None:
     if kind == PhoneNumberType.UNKNOWN:
         return None
     return "+86" + national, _KINDS.get(kind, "service")
+
+
+def classify_cn_trunk(candidates: pa.Array) -> list[tuple[str, str] | None]:
+    """:func:`classify_cn` of many ``0`` + national number candidates at once.
+
+    Every candidate must be ASCII digits, at least 3 long, with a second digit other than 0
+    (the first shape of :func:`classify_cn`); the answers are the same, :data:`UNSURE` included.
+    """
+    types = _region_types("CN")
+    nationals = pc.utf8_slice_codeunits(candidates, 1)
+    lengths = pc.utf8_length(nationals).to_numpy(zero_copy_only=False)
+    possible = np.isin(lengths, sorted(types.possible_lengths)) & ~np.isin(lengths, sorted(types.local_only_lengths))
+    kinds = types.number_types(nationals)
+    out: list[tuple[str, str] | None] = []
+    for national, ok, kind in zip(nationals.to_pylist(), possible.tolist(), kinds.tolist(), strict=True):
+        if not ok:
+            out.append(UNSURE)
+        elif kind == PhoneNumberType.UNKNOWN:
+            out.append(None)
+        else:
+            out.append(("+86" + national, _KINDS.get(kind, "service")))
+    return out

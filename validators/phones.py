@@ -2,9 +2,11 @@
 
 Either column may hold a mobile, a landline, several numbers or junk: each number is
 classified by what it is, not by the column it came from. Each distinct raw text is
-parsed once; the common case (a bare 11-digit mainland mobile, with or without +86,
-spaces or dashes) is recognized with one vectorized regex and never reaches
-``phonenumbers``.
+parsed once; the common cases (a bare 11-digit mainland mobile, with or without +86,
+spaces or dashes; an area code + subscriber number) are recognized for all distinct
+texts at once by :mod:`validators.phone_fast` and never reach the per-value parser or
+``phonenumbers``. The most common row shapes (one plain mobile and nothing else, a
+plain mobile beside a plain landline) are filled in without per-row Python.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import pandas as pd
 import phonenumbers
 from phonenumbers import PhoneNumberType
 
-from validators.contact_common import as_text, broadcast, combine_codes, factorize_text, nfkc
+from validators.contact_common import as_text, combine_codes, factorize_text, nfkc
+from validators.flag_codes import FlagCodes
+from validators.phone_fast import country_code_mobiles, fast_text, plain_landlines, plain_mobile_e164
 from validators.phone_types import UNSURE, classify_cn
 
 log = logging.getLogger(__name__)
@@ -258,7 +262,11 @@ def _landline_result(digits: str, rules: PhoneRules) -> FieldResult | None:
     """What :func:`_parse_field` gives for an area code + subscriber number in one or two groups; None: unsure."""
     if digits.startswith(rules.iot_prefixes):
         return None
-    decided = classify_cn(digits)
+    return _decided_landline(classify_cn(digits))
+
+
+def _decided_landline(decided: tuple[str, str] | None) -> FieldResult | None:
+    """The field result of a :func:`classify_cn` answer on a landline-shaped field; None when it is UNSURE."""
     if decided is UNSURE:
         return None
     if decided is None:
@@ -309,25 +317,153 @@ def _combine(m: FieldResult, p: FieldResult, rules: PhoneRules) -> tuple[object,
     return mobile, landline, phones, ext, sorted(flags)
 
 
-_NOT_PLAIN: tuple[object, ...] = (None,) * len(OUTPUT_COLUMNS)
-
-
 def _is_plain_mobile(r: FieldResult) -> bool:
     return len(r.numbers) == 1 and r.numbers[0].kind == "mobile"
 
 
-def _plain_rows(
-    m_codes: np.ndarray, p_codes: np.ndarray, m_results: list[FieldResult], p_results: list[FieldResult]
-) -> np.ndarray:
-    """Rows whose mobile field holds exactly one mobile and whose other field is blank or empty."""
-    m_plain = np.fromiter((_is_plain_mobile(r) for r in m_results), dtype=bool, count=len(m_results))
-    p_blank = np.fromiter((not r.numbers and not r.flags for r in p_results), dtype=bool, count=len(p_results))
-    plain = np.zeros(len(m_codes), dtype=bool)
-    has_m = m_codes >= 0
-    plain[has_m] = m_plain[m_codes[has_m]]
-    has_p = p_codes >= 0
-    plain[has_p] &= p_blank[p_codes[has_p]]
-    return plain
+class _Distinct(NamedTuple):
+    """Parse results of the distinct raw texts of both columns."""
+
+    fast: np.ndarray  # E.164 where a vectorized mobile path decided (one plain mobile, no flags), else None
+    landline: np.ndarray  # E.164 where the landline fast path found one plain landline (no flags), else None
+    slow: np.ndarray  # positions parsed one by one (landline fast-path results are never one mobile, never blank)
+    results: list[FieldResult | None]  # the parsers' result where ``fast`` is None
+
+    def result(self, i: int) -> FieldResult:
+        r = self.results[i]
+        return r if r is not None else FieldResult((PhoneNumber(self.fast[i], "mobile", None),), frozenset())
+
+
+def _parse_all(uniques: np.ndarray, rules: PhoneRules) -> _Distinct:
+    """Every distinct text: the vectorized fast paths first, the per-value parser for the rest."""
+    text = fast_text(uniques)
+    fast = plain_mobile_e164(text, len(uniques), MOBILE_PATTERN, rules.iot_prefixes, rules.max_field_chars)
+    landlines = np.full(len(uniques), None, dtype=object)
+    results: list[FieldResult | None] = [None] * len(uniques)
+    undecided = np.ones(len(uniques), dtype=bool)
+    undecided[pd.notna(fast)] = False
+    if rules.max_numbers_per_field >= 1:
+        compiled = _compiled_for(rules)
+        rest = text.subset(undecided[text.positions])
+        for i, e164, written in country_code_mobiles(rest, MOBILE_PATTERN, rules.iot_prefixes, rules.max_field_chars):
+            piece = written.strip()  # what _parse_field gets; one piece, no extension: one plain mobile
+            if compiled.split_re.search(piece) is None and compiled.ext_re.match(piece) is None:
+                fast[i] = e164
+                undecided[i] = False
+    if rules.region == "CN":
+        rest = text.subset(undecided[text.positions])
+        found, answers = plain_landlines(rest, rules.iot_prefixes, rules.max_field_chars)
+        for i, answer in zip(found.tolist(), answers, strict=True):
+            landline = _decided_landline(answer)
+            if landline is not None:
+                results[i] = landline
+                undecided[i] = False
+                if landline.numbers and landline.numbers[0].kind == "landline":
+                    landlines[i] = landline.numbers[0].e164
+    todo = np.flatnonzero(undecided)
+    for i, r in zip(todo.tolist(), _parse_distinct(uniques[todo], rules), strict=True):
+        results[i] = r
+    return _Distinct(fast, landlines, todo, results)
+
+
+def _pair_columns(
+    distinct: _Distinct, pair_m: np.ndarray, pair_p: np.ndarray, rules: PhoneRules, combos: dict[tuple[str, ...], int]
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Output values and flag-combination codes of distinct (mobile text, other text) pairs (-1: missing).
+
+    A plain mobile beside a plain landline (most pairs) is filled in directly with what
+    :func:`_combine` gives for it; every other pair goes through :func:`_combine`.
+    """
+    k = len(pair_m)
+    columns = {name: np.full(k, None, dtype=object) for name in OUTPUT_COLUMNS[:-1]}
+    flags = np.zeros(k, dtype=np.int64)  # code 0: no reason code
+    none = np.array([None], dtype=object)
+    mobile = np.append(distinct.fast, none)[pair_m]
+    landline = np.append(distinct.landline, none)[pair_p]
+    simple = pd.notna(mobile) & pd.notna(landline)
+    if simple.any():
+        m, f = mobile[simple], landline[simple]
+        columns["mobile"][simple] = m
+        columns["landline"][simple] = f
+        both = ([a, b] if a != b else [a] for a, b in zip(m.tolist(), f.tolist(), strict=True))
+        columns["phones"][simple] = np.fromiter(both, dtype=object, count=len(m))
+    others = np.flatnonzero(~simple)
+    result = distinct.result
+    combined = [
+        _combine(result(a) if a >= 0 else EMPTY_RESULT, result(b) if b >= 0 else EMPTY_RESULT, rules)
+        for a, b in zip(pair_m[others].tolist(), pair_p[others].tolist(), strict=True)
+    ]
+    for j, name in enumerate(OUTPUT_COLUMNS[:-1]):
+        columns[name][others] = np.fromiter((c[j] for c in combined), dtype=object, count=len(combined))
+    flags[others] = np.fromiter(
+        (combos.setdefault(tuple(c[-1]), len(combos)) for c in combined),  # type: ignore[arg-type]
+        dtype=np.int64,
+        count=len(combined),
+    )
+    return columns, flags
+
+
+def phone_columns(
+    mobile_raw: pd.Series, phone_raw: pd.Series | None = None, config: PhoneRules | None = None
+) -> tuple[pd.DataFrame, FlagCodes]:
+    """:func:`standardize_phones` with the reason codes as :class:`FlagCodes` (no list per row)."""
+    rules = config or DEFAULT_RULES
+    if phone_raw is None:
+        phone_raw = pd.Series(None, index=mobile_raw.index, dtype=object)
+    if len(phone_raw) != len(mobile_raw):
+        raise ValueError("mobile_raw and phone_raw must have the same length (columns of one table)")
+    m_codes, m_uniques = factorize_text(mobile_raw)
+    p_codes, p_uniques = factorize_text(phone_raw)
+    # one code space for the distinct texts of both columns; -1 (missing) stays -1
+    u_codes, uniques = pd.factorize(np.concatenate([m_uniques, p_uniques]))
+    u_codes = np.asarray(u_codes, dtype=np.int64)
+    rm = np.append(u_codes[: len(m_uniques)], -1)[m_codes]
+    rp = np.append(u_codes[len(m_uniques) :], -1)[p_codes]
+    distinct = _parse_all(np.asarray(uniques, dtype=object), rules)
+
+    # Per distinct text: is it exactly one mobile (then its E.164 and reason codes), or blank?
+    n_u = len(uniques)
+    plain = np.append(pd.notna(distinct.fast), False)  # trailing slot: missing (code -1)
+    blank = np.zeros(n_u + 1, dtype=bool)
+    blank[-1] = True
+    e164 = np.append(distinct.fast, np.array([None], dtype=object))
+    combos: dict[tuple[str, ...], int] = {(): 0}
+    plain_flags = np.zeros(n_u + 1, dtype=np.int64)
+    for i in distinct.slow.tolist():
+        r = distinct.results[i]
+        assert r is not None
+        if _is_plain_mobile(r):
+            plain[i] = True
+            e164[i] = r.numbers[0].e164
+            plain_flags[i] = combos.setdefault(tuple(sorted(r.flags)), len(combos))
+        elif not r.numbers and not r.flags:
+            blank[i] = True
+
+    # The common row (one plain mobile, nothing in the other column) depends on the mobile alone:
+    # it is broadcast from the distinct texts; only the other rows go through distinct pairs.
+    n = len(m_codes)
+    out: dict[str, np.ndarray] = {name: np.full(n, None, dtype=object) for name in OUTPUT_COLUMNS[:-1]}
+    flag_codes = np.zeros(n, dtype=np.int64)
+    plain_rows = plain[rm] & blank[rp]
+    if plain_rows.any():
+        codes = rm[plain_rows]
+        # one list per distinct mobile, shared by its rows (fromiter keeps each list a single object)
+        phones = np.fromiter(([e] if e is not None else None for e in e164[:-1].tolist()), dtype=object, count=n_u)
+        out["mobile"][plain_rows] = e164[codes]
+        out["phones"][plain_rows] = phones[codes]
+        flag_codes[plain_rows] = plain_flags[codes]
+    rest = ~plain_rows
+    n_pairs = 0
+    if rest.any():
+        row_codes, pair_m, pair_p = combine_codes(rm[rest], rp[rest], n_u)
+        pair_values, pair_flags = _pair_columns(distinct, pair_m, pair_p, rules, combos)
+        for name, values in pair_values.items():
+            out[name][rest] = values[row_codes]
+        flag_codes[rest] = pair_flags[row_codes]
+        n_pairs = len(pair_m)
+    frame = pd.DataFrame(out, index=mobile_raw.index)
+    log.debug("phones: %d rows, %d distinct values, %d distinct other pairs", n, n_u, n_pairs)
+    return frame, FlagCodes(flag_codes, tuple(combos))
 
 
 def standardize_phones(
@@ -340,38 +476,6 @@ def standardize_phones(
     ``phones`` (every kept valid number, E.164, deduplicated, extensions dropped),
     ``phone_ext`` and ``phone_flags`` (sorted reason codes). Never raises on junk input.
     """
-    rules = config or DEFAULT_RULES
-    if phone_raw is None:
-        phone_raw = pd.Series(None, index=mobile_raw.index, dtype=object)
-    if len(phone_raw) != len(mobile_raw):
-        raise ValueError("mobile_raw and phone_raw must have the same length (columns of one table)")
-    m_codes, m_uniques = factorize_text(mobile_raw)
-    p_codes, p_uniques = factorize_text(phone_raw)
-    all_uniques = pd.unique(np.concatenate([m_uniques, p_uniques]))
-    parsed = dict(zip(all_uniques, _parse_distinct(np.asarray(all_uniques, dtype=object), rules), strict=True))
-    m_results = [parsed[u] for u in m_uniques]
-    p_results = [parsed[u] for u in p_uniques]
-    # The common row (one plain mobile, nothing in the other column) depends on the mobile alone:
-    # it is broadcast from the distinct mobiles; only the other rows go through distinct pairs.
-    plain = _plain_rows(m_codes, p_codes, m_results, p_results)
-    out: dict[str, np.ndarray] = {name: np.empty(len(m_codes), dtype=object) for name in OUTPUT_COLUMNS}
-    if plain.any():
-        per_mobile = [_combine(r, EMPTY_RESULT, rules) if _is_plain_mobile(r) else _NOT_PLAIN for r in m_results]
-        codes = m_codes[plain]
-        for j, name in enumerate(OUTPUT_COLUMNS):
-            out[name][plain] = broadcast(codes, [c[j] for c in per_mobile], None)
-    rest = ~plain
-    combined: list[tuple[object, ...]] = []
-    if rest.any():
-        row_codes, pair_m, pair_p = combine_codes(m_codes[rest], p_codes[rest], len(p_uniques))
-        combined = [
-            _combine(m_results[a] if a >= 0 else EMPTY_RESULT, p_results[b] if b >= 0 else EMPTY_RESULT, rules)
-            for a, b in zip(pair_m.tolist(), pair_p.tolist(), strict=True)
-        ]
-        for j, name in enumerate(OUTPUT_COLUMNS):
-            out[name][rest] = broadcast(row_codes, [c[j] for c in combined], None)
-    frame = pd.DataFrame(out, index=mobile_raw.index)
-    log.debug(
-        "phones: %d rows, %d distinct values, %d distinct other pairs", len(frame), len(all_uniques), len(combined)
-    )
+    frame, flags = phone_columns(mobile_raw, phone_raw, config)
+    frame["phone_flags"] = flags.to_lists()
     return frame

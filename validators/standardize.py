@@ -11,20 +11,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from validators.addresses import standardize_addresses
 from validators.dates import parse_dates, parse_timestamps
-from validators.emails import standardize_emails
+from validators.flag_codes import FlagCodes, from_mask, from_series, merge_flag_codes
+from validators.gc_pause import paused_gc
 from validators.gender import standardize_gender
-from validators.id_documents import standardize_ids
-from validators.names import standardize_names
-from validators.phones import standardize_phones
+from validators.id_documents import id_columns
+from validators.names import name_columns
+from validators.offload import Offloaded
+from validators.phones import phone_columns
 from validators.resident_id import shared_id_numbers
 
 log = logging.getLogger(__name__)
@@ -51,41 +50,23 @@ class StandardizeRules:
     """Below this many records the second process costs more than it saves."""
 
 
-FlagSource = pd.Series | tuple[np.ndarray | pd.Series, str]
+FlagSource = pd.Series | FlagCodes | tuple[np.ndarray | pd.Series, str]
 
 
-def _flag_pairs(source: FlagSource) -> tuple[np.ndarray, np.ndarray]:
-    """(row index, flag) pairs of one flag source, without per-row Python.
-
-    A source is a Series of flag lists (or None), a Series of single flag strings (or None),
-    or a (mask, code) tuple that flags the rows where mask holds.
-    """
+def _flag_codes(source: FlagSource) -> FlagCodes:
+    """A flag source as codes: a Series of flag lists (or None), a Series of single flag strings (or None),
+    a (mask, code) tuple that flags the rows where mask holds, or :class:`FlagCodes` already."""
+    if isinstance(source, FlagCodes):
+        return source
     if isinstance(source, tuple):
         mask, code = source
-        rows = np.flatnonzero(np.asarray(mask, dtype=bool))
-        return rows.astype(np.int64), np.full(len(rows), code, dtype=object)
-    values = source.to_numpy(dtype=object)
-    if len(values) == 0:
-        return np.empty(0, np.int64), np.empty(0, object)
-    if pd.api.types.infer_dtype(values, skipna=True) == "string":
-        rows = np.flatnonzero(pd.notna(values))
-        return rows.astype(np.int64), values[rows]
-    arr = pa.array(values, type=pa.list_(pa.string()), from_pandas=True)
-    rows = pc.list_parent_indices(arr).to_numpy()
-    flat = arr.flatten().to_numpy(zero_copy_only=False)
-    return np.asarray(rows, dtype=np.int64), np.asarray(flat, dtype=object)
+        return from_mask(mask, code)
+    return from_series(source)
 
 
 def merge_flags(n: int, *sources: FlagSource) -> pd.Series:
     """One list of reason codes per row from several flag sources, in source order, duplicates removed."""
-    pairs = [_flag_pairs(s) for s in sources]
-    rows = np.concatenate([p[0] for p in pairs]) if pairs else np.empty(0, np.int64)
-    vals = np.concatenate([p[1] for p in pairs]) if pairs else np.empty(0, object)
-    frame = pd.DataFrame({"p": rows, "v": vals}).dropna().drop_duplicates().sort_values("p", kind="stable")
-    counts = np.bincount(frame["p"].to_numpy(dtype=np.int64), minlength=n)
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
-    lists = pa.ListArray.from_arrays(pa.array(offsets), pa.array(frame["v"].to_numpy(), type=pa.string()))
-    return pd.Series(lists.to_pylist(), dtype=object)
+    return pd.Series(merge_flag_codes(n, [_flag_codes(s) for s in sources]), dtype=object)
 
 
 def _parse_birth_dates(df: pd.DataFrame, rules: StandardizeRules) -> pd.DataFrame:
@@ -100,65 +81,51 @@ def _parse_birth_dates(df: pd.DataFrame, rules: StandardizeRules) -> pd.DataFram
     return pd.DataFrame({"value": value, "flag": flag})
 
 
-def _distinct_fields(address_raw: np.ndarray, email_raw: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Addresses and e-mails of distinct raw values (runs in the second process)."""
-    return standardize_addresses(pd.Series(address_raw, dtype=object)), standardize_emails(
-        pd.Series(email_raw, dtype=object)
-    )
+def _repetitive(column: pa.ChunkedArray, sample: int = 10_000) -> bool:
+    """A string column whose first values repeat (fewer than 90% of them distinct)."""
+    head = column.slice(0, sample)
+    return pa.types.is_string(column.type) and len(head) > 0 and len(head.unique()) * 10 < len(head) * 9
 
 
-class _Offloaded:
-    """Address and e-mail normalization of the distinct raw values, in a second process when allowed.
+def _to_pandas(table: pa.Table) -> pd.DataFrame:
+    """``table.to_pandas().reset_index(drop=True)``, with the string objects of mostly-distinct columns not
+    deduplicated.
 
-    Only the distinct values cross the process boundary; results are mapped back to the rows
-    by position here, so each distinct value is parsed once and nothing per row is pickled.
+    Deduplication hashes every string (about half of the 2.6 s on 1M records) and only saves
+    memory where values repeat; the values are the same either way.
     """
-
-    def __init__(self, df: pd.DataFrame, workers: int, min_rows: int) -> None:
-        self._addr_codes, addr_uniques = pd.factorize(df["address_raw"], use_na_sentinel=False)
-        self._mail_codes, mail_uniques = pd.factorize(df["email_raw"], use_na_sentinel=False)
-        args = (np.asarray(addr_uniques, dtype=object), np.asarray(mail_uniques, dtype=object))
-        self._pool: Any = None
-        if workers > 1 and len(df) >= min_rows:
-            import concurrent.futures
-            import multiprocessing
-
-            self._pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-            self._future = self._pool.submit(_distinct_fields, *args)
-        else:
-            self._result = _distinct_fields(*args)
-
-    def result(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        if self._pool is not None:
-            try:
-                self._result = self._future.result()
-            finally:
-                self._pool.shutdown()
-        addresses, emails = self._result
-        return (
-            addresses.take(self._addr_codes).reset_index(drop=True),
-            emails.take(self._mail_codes).reset_index(drop=True),
-        )
+    if (table.schema.metadata or {}).get(b"pandas") or len(set(table.column_names)) != table.num_columns:
+        return table.to_pandas().reset_index(drop=True)
+    columns = {name: table[name].to_pandas(deduplicate_objects=_repetitive(table[name])) for name in table.column_names}
+    return pd.DataFrame(columns, copy=False)  # a fresh RangeIndex; the columns stay separate blocks (no copy)
 
 
 def standardize(canonical: pa.Table | pd.DataFrame, rules: StandardizeRules | None = None) -> pd.DataFrame:
     """Turn canonical records into standardized records (originals kept beside standardized values)."""
-    rules = rules or StandardizeRules()
-    df = canonical.to_pandas() if isinstance(canonical, pa.Table) else canonical.copy()
-    df = df.reset_index(drop=True)
-    n = len(df)
+    with paused_gc():  # millions of acyclic lists and tuples: full collections would walk them again and again
+        return _standardize(canonical, rules or StandardizeRules())
+
+
+def _standardize(canonical: pa.Table | pd.DataFrame, rules: StandardizeRules) -> pd.DataFrame:
+    n = canonical.num_rows if isinstance(canonical, pa.Table) else len(canonical)
+    # started first: the second process's imports and gazetteer load overlap the conversion below
+    offloaded = Offloaded(
+        canonical["address_raw"], canonical["email_raw"], rules.workers > 1 and n >= rules.min_rows_for_workers
+    )
+    df = _to_pandas(canonical) if isinstance(canonical, pa.Table) else canonical.copy().reset_index(drop=True)
     df["rid"] = np.arange(n, dtype=np.int64)
     df["record_key"] = df["source_system"].astype(str) + ":" + df["source_record_id"].astype(str)
 
-    offloaded = _Offloaded(df, rules.workers, rules.min_rows_for_workers)
-    ids = standardize_ids(df["id_type_declared"], df["id_number_raw"])
-    names = standardize_names(df["name"], df.get("name_latin"))
-    phones = standardize_phones(df["mobile_raw"], df["phone_raw"])
+    ids, id_flags = id_columns(df["id_type_declared"], df["id_number_raw"])
+    names, name_flags = name_columns(df["name"], df.get("name_latin"))
+    phones, phone_flags = phone_columns(df["mobile_raw"], df["phone_raw"])
     dob = _parse_birth_dates(df, rules)
     updated = parse_timestamps(df["updated_at_raw"], ["%Y-%m-%d %H:%M:%S", "%Y%m%d", "%Y-%m-%d"])
     declared_gender = standardize_gender(df["gender_declared"].where(df["gender_declared"].notna(), df["gender_raw"]))
 
-    addresses, emails = offloaded.result()
+    address_field, email_field = offloaded.result()
+    addresses, address_flags = address_field.rows()
+    emails, email_flags = email_field.rows()
 
     # An ID number held by many different names is a placeholder, whatever its checksum says.
     name_key = names["name_latin_key"].where(names["name_latin_key"].notna(), names["name_norm"])
@@ -195,12 +162,12 @@ def standardize(canonical: pa.Table | pd.DataFrame, rules: StandardizeRules | No
 
     out["quality_flags"] = merge_flags(
         n,
-        ids["id_flags"],
+        id_flags,
         (shared & ~ids["id_placeholder"].astype(bool), "ID_PLACEHOLDER"),
-        names["name_flags"],
-        phones["phone_flags"],
-        emails["email_flags"],
-        addresses["address_flags"],
+        name_flags,
+        phone_flags,
+        email_flags,
+        address_flags,
         dob["flag"],
         (dob_conflict, "DOB_CONFLICTS_WITH_ID"),
         (gender_conflict, "GENDER_CONFLICTS_WITH_ID"),
