@@ -24,6 +24,7 @@ from steward.views import (
     CustomerView,
     FieldRow,
     PairEvidence,
+    follow_merges,
     golden_attributes,
     link_score,
     member,
@@ -108,20 +109,8 @@ def pair_evidence(con: duckdb.DuckDBPyConnection, key_l: str, key_r: str) -> Pai
 
 def resolve(con: duckdb.DuckDBPyConnection, golden_id: str) -> str | None:
     """Follow merged_into from a retired golden ID to the current one (cycle-safe)."""
-    seen: set[str] = set()
-    current = golden_id
-    while current not in seen:
-        seen.add(current)
-        row = con.execute(
-            "SELECT status, merged_into FROM golden_id_registry WHERE golden_id = ?", [current]
-        ).fetchone()
-        if row is None:
-            return None
-        status, merged_into = row
-        if status == "active" or not merged_into:
-            return current if status == "active" else None
-        current = merged_into
-    return None
+    sql = "SELECT status, merged_into FROM golden_id_registry WHERE golden_id = ?"
+    return follow_merges(golden_id, lambda gid: con.execute(sql, [gid]).fetchone())
 
 
 def _golden_rows(con: duckdb.DuckDBPyConnection, golden_ids: list[str]) -> tuple[list[str], list[tuple[Any, ...]]]:

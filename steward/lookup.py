@@ -19,6 +19,7 @@ from steward.sqlite import ThreadLocalSQLite
 from steward.views import (
     CustomerView,
     PairEvidence,
+    follow_merges,
     golden_attributes,
     link_score,
     member,
@@ -108,20 +109,8 @@ class LookupStore:
 
     def resolve(self, golden_id: str) -> str | None:
         """Follow merged_into from a retired golden ID to the current one (cycle-safe)."""
-        seen: set[str] = set()
-        current = golden_id
-        while current not in seen:
-            seen.add(current)
-            row = self._db.conn.execute(
-                "SELECT status, merged_into FROM customers WHERE golden_id = ?", (current,)
-            ).fetchone()
-            if row is None:
-                return None
-            status, merged_into = row
-            if status == "active" or not merged_into:
-                return current if status == "active" else None
-            current = merged_into
-        return None
+        sql = "SELECT status, merged_into FROM customers WHERE golden_id = ?"
+        return follow_merges(golden_id, lambda gid: self._db.conn.execute(sql, (gid,)).fetchone())
 
     def customer_view(self, golden_id: str) -> CustomerView | None:
         current = self.resolve(golden_id)

@@ -8,7 +8,7 @@ so a page looks the same whichever one answered. Values arrive as display text a
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -216,3 +216,22 @@ def search_lookups(kind: str, value: str) -> list[list[tuple[str, str]]]:
     norm = name.norm or value
     latin = name.latin_key or norm
     return [[("name_norm", norm), ("name_latin_key", latin)]]
+
+
+def follow_merges(golden_id: str, registry_row: Callable[[str], tuple[Any, Any] | None]) -> str | None:
+    """Follow ``merged_into`` from a retired golden ID to the active one (cycle-safe); None if there is none.
+
+    ``registry_row(gid)`` gives ``(status, merged_into)`` of one golden ID, or None when unknown.
+    """
+    seen: set[str] = set()
+    current = golden_id
+    while current not in seen:
+        seen.add(current)
+        row = registry_row(current)
+        if row is None:
+            return None
+        status, merged_into = row
+        if status == "active" or not merged_into:
+            return current if status == "active" else None
+        current = merged_into
+    return None
