@@ -89,9 +89,7 @@ def test_memo_shares_tokens_between_raw_and_standardized_forms() -> None:
     b = token_array("mobile", pa.array(["+8613800138000", None]), KEY, memo=memo).to_pylist()
     assert a[0] == b[0] == token_value("mobile", "13800138000", KEY)
     assert b[1] is None
-    m1 = mask_array("name", pa.array(["张三", "李四"]), memo=memo).to_pylist()
-    m2 = mask_array("name", pa.array(["李四", "Wang Wu"]), memo=memo).to_pylist()
-    assert m1 == ["张*", "李*"] and m2 == ["李*", "W*"]
+    assert mask_array("name", pa.array(["张三", "李四", "Wang Wu"])).to_pylist() == ["张*", "李*", "W*"]
 
 
 def test_addresses_mask_from_parsed_regions_like_the_scalar_rule() -> None:

@@ -230,31 +230,6 @@ def normalize_for_token(cls: str, text: str | None) -> str | None:
     return value
 
 
-def _token_function(cls: str, key: bytes, config: MaskingConfig) -> Callable[[str], str | None]:
-    """:func:`token_value` for many values under one key: the HMAC key schedule and the family
-    prefix are hashed once (RFC 2104 inner/outer states), each value costs two hash copies."""
-    if not key:
-        raise ValueError("a token key is required (set MDM_TOKEN_KEY)")
-    block = hashlib.sha256().block_size
-    padded = (hashlib.sha256(key).digest() if len(key) > block else key).ljust(block, b"\0")
-    inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded))
-    outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
-    inner.update(f"{_FAMILY.get(cls, cls)}\x1f".encode())
-    n_hex = config.token_hex_chars
-
-    def token(text: str) -> str | None:
-        norm = normalize_for_token(cls, text)
-        if norm is None:
-            return None
-        i = inner.copy()
-        i.update(norm.encode())
-        o = outer.copy()
-        o.update(i.digest())
-        return o.hexdigest()[:n_hex]
-
-    return token
-
-
 def token_value(cls: str, text: str | None, key: bytes, config: MaskingConfig = DEFAULT_MASKING) -> str | None:
     """Keyed token of one value: hex HMAC-SHA256(key, family ␟ normalized value), truncated."""
     norm = normalize_for_token(cls, text)
@@ -343,12 +318,8 @@ def mask_array(
     cls: str,
     values: pa.Array | pa.ChunkedArray | pd.Series,
     config: MaskingConfig = DEFAULT_MASKING,
-    memo: MaskMemo | None = None,
 ) -> pa.Array:
-    """Mask a string or list<string> column (each distinct value once); nulls stay null.
-
-    ``memo`` is accepted for symmetry with :func:`token_array`; masks are cheap enough to recompute.
-    """
+    """Mask a string or list<string> column (each distinct value once); nulls stay null."""
 
     def scalar(v: str) -> str | None:
         return mask_text(cls, v, config)
