@@ -39,6 +39,10 @@ class Dialect(ABC):
         """A blocking key expression (cast to text so keys of any type can be compared)."""
 
     @abstractmethod
+    def hash_key(self, parts_sql: list[str]) -> str:
+        """One 64-bit integer hash of several key expressions (blocks are joined on it, not on text)."""
+
+    @abstractmethod
     def unnest(self, column_sql: str) -> str:
         """Select-list expression that turns one list value into one row per element."""
 
@@ -130,6 +134,9 @@ class DuckDBDialect(Dialect):
         if key.func == "year":
             return f"CAST(year({c}) AS VARCHAR)"
         raise ValueError(f"unknown key function {key.func}")
+
+    def hash_key(self, parts_sql: list[str]) -> str:
+        return f"hash({', '.join(parts_sql)})"
 
     def unnest(self, column_sql: str) -> str:
         return f"unnest({column_sql})"

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from matchers import decisions as dec
-from matchers.blocking import generate_candidate_pairs
+from matchers.blocking import blocking_columns, generate_candidate_pairs
 from matchers.clustering import connected_components, repair_clusters
 from matchers.comparisons import compare_pairs, comparison_level_labels, materialize_records, walk_levels
 from matchers.engine import DuckDBEngine, Engine
@@ -217,15 +217,18 @@ def match(
     eng = engine if engine is not None else DuckDBEngine()
     eng.register(_RECORDS, table)
     try:
+        with timer.step("materialize"):  # one engine table with every column blocking and comparisons read
+            columns = blocking_columns(eng.schema(_RECORDS), config)
+            materialize_records(eng, _RECORDS, config, _COMPARED, extra_columns=columns)
+            eng.unregister(_RECORDS)
         with timer.step("blocking"):
-            candidates, report = generate_candidate_pairs(eng, _RECORDS, config)
+            candidates, report = generate_candidate_pairs(eng, _COMPARED, config, materialized=True)
         with timer.step("extra_pairs"):
             det_edges = dec.deterministic_edges(side, scoring.hard_evidence)
             must, cannot = (constraints or dec.Constraints()).rid_pairs(side["record_key"])
             extra = [("id_key_link", det_edges), ("must_link", must), ("cannot_link", cannot)]
             pairs = _extra_pairs(candidates, extra, max(n, 1))
         with timer.step("comparisons"):
-            materialize_records(eng, _RECORDS, config, _COMPARED)
             compared = compare_pairs(eng, _COMPARED, pairs, config, materialized=True)
         rid_l = compared["rid_l"].to_numpy()
         rid_r = compared["rid_r"].to_numpy()
