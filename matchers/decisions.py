@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from schemas.enums import IdType
 from schemas.scoring import HardEvidenceConfig, ScoringConfig
@@ -95,10 +97,42 @@ def pairs_in(rid_l: np.ndarray, rid_r: np.ndarray, other: pd.DataFrame, n_record
     return np.isin(pair_key(rid_l, rid_r, n_records), keys)
 
 
+# ---------------------------------------------------------------------------------------------- record columns
+
+Records = pd.DataFrame | pa.Table
+"""Records indexed by position = rid: a pandas frame or an Arrow table (the matcher passes Arrow)."""
+
+
+def _has(records: Records, column: str) -> bool:
+    return column in (records.columns if isinstance(records, pd.DataFrame) else records.column_names)
+
+
+def _codes(records: Records, column: str) -> np.ndarray:
+    """Integer code per record of the column's value (equal values, equal codes); -1 where null."""
+    if isinstance(records, pd.DataFrame):
+        return pd.factorize(records[column])[0].astype(np.int64)
+    indices = pc.dictionary_encode(records[column]).combine_chunks().indices
+    return pc.fill_null(pc.cast(indices, pa.int64()), -1).to_numpy(zero_copy_only=False).copy()
+
+
+def _flag(records: Records, column: str) -> np.ndarray:
+    """A boolean column as numpy, null as False."""
+    if isinstance(records, pd.DataFrame):
+        return records[column].astype("boolean").fillna(False).to_numpy(bool)
+    return pc.fill_null(records[column], False).to_numpy(zero_copy_only=False).astype(bool)
+
+
+def _is_value(records: Records, column: str, value: str) -> np.ndarray:
+    if isinstance(records, pd.DataFrame):
+        return records[column].to_numpy(object) == value
+    col = records[column]
+    return pc.fill_null(pc.equal(col, pa.scalar(value, col.type)), False).to_numpy(zero_copy_only=False).astype(bool)
+
+
 # ---------------------------------------------------------------------------------------------- deterministic
 
 
-def id_key_codes(records: pd.DataFrame, cfg: HardEvidenceConfig) -> np.ndarray:
+def id_key_codes(records: Records, cfg: HardEvidenceConfig) -> np.ndarray:
     """Per rid: an integer code of the record's deterministic ``id_key``, or -1.
 
     Only valid, non-placeholder keys count, and a key held by more than
@@ -106,14 +140,14 @@ def id_key_codes(records: pd.DataFrame, cfg: HardEvidenceConfig) -> np.ndarray:
     records share is junk, not a person). Two records with the same code link.
     """
     n = len(records)
-    if not cfg.deterministic_id_key or "id_key" not in records.columns:
+    if not cfg.deterministic_id_key or not _has(records, "id_key"):
         return np.full(n, -1, np.int64)
-    keep = records["id_key"].notna().to_numpy()
-    if "id_placeholder" in records.columns:
-        keep &= ~records["id_placeholder"].fillna(False).to_numpy(bool)
-    if "id_valid" in records.columns:
-        keep &= records["id_valid"].fillna(False).to_numpy(bool)
-    codes = pd.factorize(records["id_key"])[0].astype(np.int64)
+    codes = _codes(records, "id_key")
+    keep = codes >= 0
+    if _has(records, "id_placeholder"):
+        keep &= ~_flag(records, "id_placeholder")
+    if _has(records, "id_valid"):
+        keep &= _flag(records, "id_valid")
     codes[~keep] = -1
     sizes = np.bincount(codes[codes >= 0]) if (codes >= 0).any() else np.zeros(0, np.int64)
     too_big = np.flatnonzero(sizes > cfg.deterministic_max_group)
@@ -127,18 +161,22 @@ def id_key_codes(records: pd.DataFrame, cfg: HardEvidenceConfig) -> np.ndarray:
     return codes
 
 
-def deterministic_edges(records: pd.DataFrame, cfg: HardEvidenceConfig) -> pd.DataFrame:
+def deterministic_edges(records: Records, cfg: HardEvidenceConfig) -> pd.DataFrame:
     """Star edges (hub = lowest rid) joining records with the same :func:`id_key_codes` code.
 
     ``records`` is indexed by position = rid. Returns ``rid_l < rid_r`` frames: k records
     sharing a key give k - 1 edges, never k(k-1)/2 pairs.
     """
-    codes = id_key_codes(records, cfg)
-    rid = np.arange(len(records), dtype=np.int64)
+    return star_edges(id_key_codes(records, cfg))
+
+
+def star_edges(codes: np.ndarray) -> pd.DataFrame:
+    """Star edges (hub = lowest rid) joining the rids that share a code >= 0 (index = rid)."""
+    rid = np.arange(len(codes), dtype=np.int64)
     has = codes >= 0
     if not has.any():
         return pd.DataFrame({"rid_l": np.empty(0, np.int64), "rid_r": np.empty(0, np.int64)})
-    hub = np.full(codes.max() + 1, len(records), np.int64)
+    hub = np.full(codes.max() + 1, len(codes), np.int64)
     np.minimum.at(hub, codes[has], rid[has])
     spoke = has & (hub[np.maximum(codes, 0)] != rid)
     return pd.DataFrame({"rid_l": hub[codes[spoke]], "rid_r": rid[spoke]})
@@ -156,23 +194,23 @@ class RecordEvidence:
     id_birth_date: np.ndarray
 
     @classmethod
-    def from_records(cls, records: pd.DataFrame) -> RecordEvidence:
+    def from_records(cls, records: Records) -> RecordEvidence:
         n = len(records)
         absent = np.full(n, -1, np.int64)
-        if "id_valid" not in records.columns:
+        if not _has(records, "id_valid"):
             return cls(absent, absent, absent)
-        valid = records["id_valid"].fillna(False).to_numpy(bool)
-        if "id_placeholder" in records.columns:
-            valid &= ~records["id_placeholder"].fillna(False).to_numpy(bool)
+        valid = _flag(records, "id_valid")
+        if _has(records, "id_placeholder"):
+            valid &= ~_flag(records, "id_placeholder")
 
         def codes(column: str, mask: np.ndarray) -> np.ndarray:
-            if column not in records.columns:
+            if not _has(records, column):
                 return absent
-            c = pd.factorize(records[column])[0].astype(np.int64)
+            c = _codes(records, column)
             return np.where(mask & (c >= 0), c, -1)
 
-        if "id_type" in records.columns:
-            resident = valid & (records["id_type"].to_numpy(object) == IdType.RESIDENT_ID.value)
+        if _has(records, "id_type"):
+            resident = valid & _is_value(records, "id_type", IdType.RESIDENT_ID.value)
         else:
             resident = np.zeros(n, bool)
         return cls(

@@ -114,6 +114,16 @@ def used_columns(names: Sequence[str], config: MatchConfig) -> list[str]:
     return [c for c in names if c in used]
 
 
+def _record_keys(records: pd.DataFrame | pa.Table, table: pa.Table) -> np.ndarray:
+    """``record_key`` per rid as Python strings, taken from the caller's frame when it has them."""
+    if isinstance(records, pd.DataFrame) and "record_key" in records.columns:
+        keys = np.empty(table.num_rows, dtype=object)
+        rid = records["rid"].to_numpy(np.int64) if "rid" in records.columns else np.arange(len(records))
+        keys[rid] = records["record_key"].to_numpy(object)
+        return keys
+    return table["record_key"].to_numpy(zero_copy_only=False).astype(object)
+
+
 def _extra_pairs(candidates: pa.Table, extra: list[tuple[str, pd.DataFrame]], n: int) -> pa.Table:
     """Candidate pairs plus deterministic and steward pairs that blocking did not produce."""
     seen = dec.pair_key(candidates["rid_l"].to_numpy(), candidates["rid_r"].to_numpy(), n)
@@ -208,8 +218,8 @@ def match(
             records = records[used_columns(list(records.columns), config)]
         table = prepare_records(records)
     n = table.num_rows
-    side = table.select([c for c in ("rid", "record_key", *_EVIDENCE_COLUMNS) if c in table.column_names]).to_pandas()
-    record_keys = side["record_key"].to_numpy(object)
+    side = table.select([c for c in ("rid", *_EVIDENCE_COLUMNS) if c in table.column_names])
+    record_keys = _record_keys(records, table)
     sources = None
     if config.link_type == "link_only" and config.source_column:
         sources = pd.factorize(table[config.source_column].to_pandas())[0]
@@ -224,15 +234,15 @@ def match(
         with timer.step("blocking"):
             candidates, report = generate_candidate_pairs(eng, _COMPARED, config, materialized=True)
         with timer.step("extra_pairs"):
-            det_edges = dec.deterministic_edges(side, scoring.hard_evidence)
-            must, cannot = (constraints or dec.Constraints()).rid_pairs(side["record_key"])
+            codes = dec.id_key_codes(side, scoring.hard_evidence)
+            det_edges = dec.star_edges(codes)
+            must, cannot = (constraints or dec.Constraints()).rid_pairs(pd.Series(record_keys))
             extra = [("id_key_link", det_edges), ("must_link", must), ("cannot_link", cannot)]
             pairs = _extra_pairs(candidates, extra, max(n, 1))
         with timer.step("comparisons"):
             compared = compare_pairs(eng, _COMPARED, pairs, config, materialized=True)
         rid_l = compared["rid_l"].to_numpy()
         rid_r = compared["rid_r"].to_numpy()
-        codes = dec.id_key_codes(side, scoring.hard_evidence)
         deterministic = (codes[rid_l] >= 0) & (codes[rid_l] == codes[rid_r])
         with timer.step("training"):
             model = _train(eng, compared, deterministic, n, sources, config)
