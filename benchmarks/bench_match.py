@@ -100,8 +100,10 @@ def run_once(persons: int, overrides: dict[str, Any] | None = None) -> dict[str,
     from matchers.pipeline import match
     from schemas.matching import load_match_config
 
+    from pipelines.steps import compact_codes
+
     path = standardized(persons)
-    records = pq.read_table(path).to_pandas()
+    records = compact_codes(pq.read_table(path).to_pandas())  # as the flow hands them over
     config = load_match_config(overrides or None)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     with _PeakRss() as rss:

@@ -83,6 +83,8 @@ def prepare_records(records: pd.DataFrame | pa.Table) -> pa.Table:
     if "rid" not in table.column_names:
         return table.append_column("rid", pa.array(np.arange(table.num_rows, dtype=np.int64)))
     rid = table["rid"].to_numpy()
+    if len(rid) and (rid == np.arange(len(rid))).all():  # already in row order (the flow's frames are)
+        return table.set_column(table.column_names.index("rid"), "rid", pa.array(rid, pa.int64()))
     if len(rid) and (np.sort(rid) != np.arange(len(rid))).any():
         raise MatchInputError("records.rid must be a dense row key 0..n-1 without repeats; drop it to derive one")
     table = table.set_column(table.column_names.index("rid"), "rid", pa.array(rid, pa.int64()))
@@ -215,8 +217,10 @@ def match(
     scoring = config.scoring
     with timer.step("prepare"):
         if isinstance(records, pd.DataFrame):  # convert only what the matcher reads (raw columns stay behind)
-            records = records[used_columns(list(records.columns), config)]
-        table = prepare_records(records)
+            columns = used_columns(list(records.columns), config)
+            table = prepare_records(pa.Table.from_pandas(records, columns=columns, preserve_index=False))
+        else:
+            table = prepare_records(records)
     n = table.num_rows
     side = table.select([c for c in ("rid", *_EVIDENCE_COLUMNS) if c in table.column_names])
     record_keys = _record_keys(records, table)
