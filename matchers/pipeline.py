@@ -128,19 +128,26 @@ def _record_keys(records: pd.DataFrame | pa.Table, table: pa.Table) -> np.ndarra
 
 def _extra_pairs(candidates: pa.Table, extra: list[tuple[str, pd.DataFrame]], n: int) -> pa.Table:
     """Candidate pairs plus deterministic and steward pairs that blocking did not produce."""
-    seen = dec.pair_key(candidates["rid_l"].to_numpy(), candidates["rid_r"].to_numpy(), n)
+    seen = np.sort(dec.pair_key(candidates["rid_l"].to_numpy(), candidates["rid_r"].to_numpy(), n))
     parts = [candidates.select(["rid_l", "rid_r", "rules"])]
     for rule, frame in extra:
         if frame.empty:
             continue
-        keys = dec.pair_key(frame["rid_l"].to_numpy(), frame["rid_r"].to_numpy(), n)
-        new = ~np.isin(keys, seen)
-        keys = np.unique(keys[new])
-        seen = np.concatenate([seen, keys])
+        keys = np.unique(dec.pair_key(frame["rid_l"].to_numpy(), frame["rid_r"].to_numpy(), n))
+        keys = keys[~_sorted_contains(seen, keys)]
         if len(keys):
+            seen = np.sort(np.concatenate([seen, keys]))
             rules = pa.array([[rule]] * len(keys), pa.list_(pa.string()))
             parts.append(pa.table({"rid_l": keys // n, "rid_r": keys % n, "rules": rules}, schema=parts[0].schema))
     return pa.concat_tables(parts)
+
+
+def _sorted_contains(sorted_values: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """``np.isin(keys, sorted_values)`` by binary search (several times faster on millions of pairs)."""
+    if not len(sorted_values):
+        return np.zeros(len(keys), bool)
+    at = np.minimum(np.searchsorted(sorted_values, keys), len(sorted_values) - 1)
+    return sorted_values[at] == keys
 
 
 def _gammas(table: pa.Table, config: MatchConfig) -> dict[str, np.ndarray]:
