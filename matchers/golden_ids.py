@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from matchers.survivorship_lists import sorted_factorize
 from mdm.errors import MdmError
@@ -245,12 +246,19 @@ def assign_golden_ids(
         if prev["golden_id"].isna().any():
             raise GoldenIdError("the previous xref names golden IDs that are unknown or retired without a successor")
 
-    # record_key order as an integer rank (stable tie-breaks without string reductions)
-    key_rank = sorted_factorize(cl["record_key"].to_numpy(dtype=object))[0]
-    cl = cl.assign(key_rank=key_rank)
+    # Every record_key of tonight and of the previous run as one integer rank in string order:
+    # joins, membership tests and sorts below run on these integers, and the text of a key is
+    # looked up only for the rows that leave (xref, events).
+    now_keys = cl["record_key"].to_numpy(dtype=object)
+    ranks, key_text = sorted_factorize(np.concatenate([now_keys, prev["record_key"].to_numpy(dtype=object)]))
+    if (ranks < 0).any():
+        raise GoldenIdError("a record_key is missing (null) in the clusters or the previous xref")
+    keys = _KeyText(key_text)
+    cl = pd.DataFrame({"key_rank": ranks[: len(cl)], "cluster": cl["cluster"].to_numpy()})
+    prev = pd.DataFrame({"key_rank": ranks[len(cl) :], "golden_id": prev["golden_id"].to_numpy(dtype=object)})
 
     # ---- overlap: (cluster, old_gid) -> shared records, smallest shared key
-    both = cl.merge(prev, on="record_key", how="inner")
+    both = cl.merge(prev, on="key_rank", how="inner")
     overlap = (
         both.groupby(["cluster", "golden_id"], sort=False)
         .agg(n_common=("key_rank", "size"), min_key=("key_rank", "min"))
@@ -277,8 +285,7 @@ def assign_golden_ids(
     fresh = fresh.assign(golden_id=new_ids, issued_seq=np.arange(start, start + len(fresh), dtype=np.int64))
 
     cluster_gid = pd.concat([winners, fresh[["cluster", "golden_id"]]], ignore_index=True)
-    xref = cl.merge(cluster_gid, on="cluster", how="left")[["record_key", "golden_id"]]
-    cl = cl[["record_key", "cluster"]]
+    xref = cl.merge(cluster_gid, on="cluster", how="left")[["key_rank", "golden_id"]]
 
     # ---- registry
     active_before = registry.loc[registry["status"] == ACTIVE, "golden_id"]
@@ -304,7 +311,7 @@ def assign_golden_ids(
     registry_out = registry_out.loc[:, list(REGISTRY_COLUMNS)]
 
     # ---- events
-    events = _build_events(run_id, both, xref, prev, cl, losers, retired_empty, fresh, overlap)
+    events = _build_events(run_id, keys, both, xref, prev, cl, losers, retired_empty, fresh, overlap)
     log.info(
         "golden IDs: %d clusters, %d inherited, %d new, %d merged away, %d retired with no records, %d events",
         len(cluster_keys),
@@ -315,15 +322,26 @@ def assign_golden_ids(
         len(events),
     )
     return GoldenAssignment(
-        xref=xref.reset_index(drop=True),
+        xref=pd.DataFrame({"record_key": now_keys, "golden_id": xref["golden_id"].to_numpy(dtype=object)}),
         registry=registry_out,
         events=events,
         clusters=cluster_gid.sort_values("cluster", ignore_index=True),
     )
 
 
+@dataclass(frozen=True)
+class _KeyText:
+    """The text of record_key ranks (rank = position in sorted order of every key of the run)."""
+
+    text: pa.Array
+
+    def of(self, ranks: pd.Series) -> np.ndarray:
+        return self.text.take(pa.array(ranks.to_numpy(np.int64))).to_numpy(zero_copy_only=False).astype(object)
+
+
 def _build_events(
     run_id: str,
+    keys: _KeyText,
     both: pd.DataFrame,
     xref: pd.DataFrame,
     prev: pd.DataFrame,
@@ -346,22 +364,28 @@ def _build_events(
     origin = fresh["golden_id"].map(created_from).astype(object)
     reason = ("split from " + origin).fillna("new cluster")
     parts.append(_events(run_id, "created", fresh["golden_id"], origin, reason=reason))
-    # records that changed ID, beyond what a merge explains
-    moved = both[["record_key", "golden_id"]].merge(xref, on="record_key", suffixes=("_old", ""))
+    # records that changed ID, beyond what a merge explains (key ranks sort as the keys do)
+    moved = both[["key_rank", "golden_id"]].merge(xref, on="key_rank", suffixes=("_old", ""))
     moved = moved[moved["golden_id_old"] != moved["golden_id"]]
     absorbed = pd.MultiIndex.from_frame(losers[["golden_id", "survivor"]])
     explained = pd.MultiIndex.from_frame(moved[["golden_id_old", "golden_id"]]).isin(absorbed)
-    moved = moved[~explained].sort_values("record_key")
+    moved = moved[~explained].sort_values("key_rank")
     parts.append(
-        _events(run_id, "record_moved", moved["golden_id"], moved["golden_id_old"], moved["record_key"], "relinked")
-    )
+        _events(run_id, "record_moved", moved["golden_id"], moved["golden_id_old"], keys.of(moved["key_rank"]),
+                "relinked")
+    )  # fmt: skip
     # records joining an inherited ID
-    new_rec = xref[~xref["record_key"].isin(prev["record_key"]) & ~xref["golden_id"].isin(fresh["golden_id"])]
-    new_rec = new_rec.sort_values("record_key")
-    parts.append(_events(run_id, "record_added", new_rec["golden_id"], None, new_rec["record_key"], "new record"))
+    fresh_clusters = cl["cluster"].isin(fresh["cluster"]).to_numpy()
+    new_rec = xref[~xref["key_rank"].isin(prev["key_rank"]).to_numpy() & ~fresh_clusters]
+    new_rec = new_rec.sort_values("key_rank")
+    parts.append(
+        _events(run_id, "record_added", new_rec["golden_id"], None, keys.of(new_rec["key_rank"]), "new record")
+    )
     # records gone from the sources
-    gone = prev[~prev["record_key"].isin(cl["record_key"])].sort_values("record_key")
-    parts.append(_events(run_id, "record_removed", gone["golden_id"], None, gone["record_key"], "record left sources"))
+    gone = prev[~prev["key_rank"].isin(cl["key_rank"])].sort_values("key_rank")
+    parts.append(
+        _events(run_id, "record_removed", gone["golden_id"], None, keys.of(gone["key_rank"]), "record left sources")
+    )
     parts.append(_events(run_id, "retired", retired_empty.sort_values(), reason="no records"))
     events = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else None
     if events is None:
