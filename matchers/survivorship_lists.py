@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from matchers.survivorship_rules import Records, explode_values, truthy
+from matchers.survivorship_rules import Records, explode_arrow, explode_values, truthy
 from schemas.survivorship import ListRule
 
 __all__ = [
@@ -97,10 +97,10 @@ def collect_list(records: Records, rule: ListRule, gcode: np.ndarray, n_groups: 
     for col in rule.columns:
         if col not in records:
             continue
-        rows, vals = explode_values(records[col])
+        rows, vals = explode_arrow(records[col])
         mask = ok[rows]
         rows = rows[mask]
-        text = as_strings(vals[mask])
+        text = as_strings(vals.filter(pa.array(mask)))
         if prefix_all is not None:
             text = pc.binary_join_element_wise(prefix_all.take(pa.array(rows)), text, ":")
         rows_parts.append(rows)

@@ -98,6 +98,31 @@ def explode_values(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(rows, dtype=np.int64)[keep], np.asarray(flat, dtype=object)[keep]
 
 
+def explode_arrow(values: pd.Series) -> tuple[np.ndarray, pa.Array]:
+    """:func:`explode_values` with the values as one Arrow array (converted once, no Python objects made).
+
+    Falls back to :func:`explode_values` for a column Arrow cannot type (mixed Python types).
+    """
+    if isinstance(values.dtype, pd.ArrowDtype):
+        held = pa.array(values.array)
+    else:
+        try:
+            held = pa.array(values.to_numpy(dtype=object) if values.dtype == object else values, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            rows, flat = explode_values(values)
+            return rows, pa.array(flat, from_pandas=True)
+    arr = held.combine_chunks() if isinstance(held, pa.ChunkedArray) else held
+    if pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
+        rows = pc.list_parent_indices(arr).to_numpy().astype(np.int64)
+        arr = arr.flatten()
+    else:
+        rows = np.arange(len(arr), dtype=np.int64)
+    if arr.null_count:
+        valid = arr.is_valid()
+        rows, arr = rows[valid.to_numpy(zero_copy_only=False)], arr.filter(valid)
+    return rows, arr
+
+
 def flag_pairs(records: Records, flag_columns: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """(row positions, flag) over every flag list column present in ``records``."""
     parts = [explode_values(records[c]) for c in flag_columns if c in records]
