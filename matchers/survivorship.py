@@ -62,6 +62,10 @@ def _nulls(n: int) -> pd.Series:
 
 def _take(values: pd.Series, pos: np.ndarray) -> pd.Series:
     """``values[pos]`` with null where ``pos`` is -1, keeping bools as nullable booleans."""
+    if values.dtype == object:  # numpy take and a None fill: pandas' where would test every string for NA
+        out = values.to_numpy()[np.where(pos >= 0, pos, 0)]
+        out[pos < 0] = None
+        return pd.Series(out, dtype=object)
     taken = values.take(np.where(pos >= 0, pos, 0)).reset_index(drop=True)
     if pd.api.types.is_bool_dtype(taken.dtype):
         taken = taken.astype("boolean")
@@ -78,7 +82,12 @@ def _golden_codes(recs: Records, xref: pd.DataFrame) -> tuple[np.ndarray, pa.Arr
             "survivorship: the xref names a record_key twice; each record has exactly one golden ID "
             "(build the xref with matchers.golden_ids.assign_golden_ids)"
         )
-    at = keys.get_indexer(recs["record_key"])
+    record_keys = recs["record_key"].to_numpy(dtype=object)
+    xref_keys = xref["record_key"].to_numpy(dtype=object)
+    if len(xref_keys) == len(record_keys) and (xref_keys == record_keys).all():
+        at = np.arange(len(record_keys))  # the flow's xref lists the records in their own order
+    else:
+        at = keys.get_indexer(record_keys)
     gids = xref["golden_id"].to_numpy(dtype=object)[np.where(at >= 0, at, 0)]
     gids[at < 0] = None
     return sorted_factorize(gids)

@@ -72,14 +72,19 @@ def group_lists(codes: np.ndarray, values: np.ndarray | pa.Array, n_groups: int)
     Returns an Arrow-backed Series (``list<string>``): built from offsets, never through Python lists.
     """
     arr = as_strings(values)
-    keep = (np.asarray(codes) >= 0) & arr.is_valid().to_numpy(zero_copy_only=False)
-    vcode, uniques = sorted_factorize(arr.filter(pa.array(keep)))
-    width = max(len(uniques), 1)
-    pair = np.sort(np.asarray(codes)[keep].astype(np.int64) * width + vcode)
-    if len(pair):
-        pair = pair[np.concatenate([[True], pair[1:] != pair[:-1]])]
-    group, value = pair // width, pair % width
-    return arrow_series(list_array(group, uniques.take(pa.array(value)), n_groups))
+    codes = np.asarray(codes).astype(np.int64, copy=False)
+    keep = (codes >= 0) & arr.is_valid().to_numpy(zero_copy_only=False)
+    group, text = codes[keep], arr.filter(pa.array(keep))
+    # one sort by (group, value): strings are compared only within a group, never all distinct values at once
+    order = pc.sort_indices(pa.table({"g": group, "v": text}), sort_keys=[("g", "ascending"), ("v", "ascending")])
+    group, text = group[order.to_numpy()], text.take(order)
+    if len(group) > 1:  # drop a value repeated within its group
+        repeat = (group[1:] == group[:-1]) & pc.equal(text.slice(1), text.slice(0, len(text) - 1)).to_numpy(
+            zero_copy_only=False
+        )
+        first = np.concatenate([[True], ~repeat])
+        group, text = group[first], text.filter(pa.array(first))
+    return arrow_series(list_array(group, text, n_groups))
 
 
 def collect_list(records: Records, rule: ListRule, gcode: np.ndarray, n_groups: int) -> pd.Series:
