@@ -141,7 +141,7 @@ def build_golden_records(
         columns[f"n_{system}"] = counts[:, i].astype(np.int64)
     columns["quality_flags"] = group_lists(gcode[flags[0]], flags[1], n_golden)
 
-    golden = pd.DataFrame(columns)
+    golden = pd.DataFrame(columns, copy=False)  # the columns stay separate blocks: no consolidating copy
     golden = _seen_dates(golden, previous_golden, run_id, business_date)
     systems_long = customer_systems(recs, gcode, golden_arrow, names, counts, tiebreak)
     log.info("survivorship: %d golden records from %d source records", n_golden, n)

@@ -44,6 +44,8 @@ class Records(Mapping[str, pd.Series]):
         self.frame = frame
         self.n = len(frame)
         self._extra = dict(extra or {})
+        self._decoded: dict[str, pd.Series] = {}
+        self._codes: dict[str, tuple[np.ndarray, pa.Array]] = {}
 
     def with_column(self, name: str, values: pd.Series) -> Records:
         return Records(self.frame, {**self._extra, name: values.reset_index(drop=True)})
@@ -53,9 +55,35 @@ class Records(Mapping[str, pd.Series]):
             return self._extra[name]
         if name in self.frame.columns:
             column = self.frame[name]
+            if not isinstance(column.dtype, pd.CategoricalDtype):
+                return column
             # code columns may arrive as categoricals (the flow holds them compact); rules see plain values
-            return column.astype(object) if isinstance(column.dtype, pd.CategoricalDtype) else column
+            if name not in self._decoded:
+                self._decoded[name] = column.astype(object)
+            return self._decoded[name]
         raise KeyError(name)
+
+    def codes(self, name: str) -> tuple[np.ndarray, pa.Array]:
+        """(code per record, distinct values): equal values share a code, null is -1. Computed once per column."""
+        if name not in self._codes:
+            if name in self._extra or name not in self.frame.columns:
+                column = self[name]
+            else:
+                column = self.frame[name]
+            if isinstance(column.dtype, pd.CategoricalDtype):
+                codes = column.cat.codes.to_numpy().astype(np.int64)
+                uniques = pa.array(column.cat.categories.to_numpy(dtype=object), from_pandas=True)
+            else:
+                values = column.to_numpy(dtype=object) if column.dtype == object else column
+                encoded = pc.dictionary_encode(pa.array(values, from_pandas=True))
+                codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+                uniques = encoded.dictionary
+            self._codes[name] = (codes, uniques)
+        return self._codes[name]
+
+    def present(self, name: str) -> np.ndarray:
+        """Bool per record: the column holds a value (not null / NaN)."""
+        return self.codes(name)[0] >= 0
 
     def __contains__(self, name: object) -> bool:
         return name in self._extra or name in self.frame.columns
@@ -141,8 +169,8 @@ def has_any_flag(pairs: tuple[np.ndarray, np.ndarray], flags: tuple[str, ...], n
 
 def validity_score(records: Records, rule: AttributeRule, config: SurvivorshipConfig) -> np.ndarray:
     """Validity score per record for ``rule`` (0 = not a candidate; higher is better)."""
-    value = _column(records, rule.columns[0])
-    present = value.notna().to_numpy()
+    first = rule.columns[0]
+    present = records.present(first) if first in records else np.zeros(records.n, bool)
     if rule.validity == "non_null":
         score: np.ndarray = present.astype(np.int64)
     elif rule.validity == "id_document":
@@ -152,9 +180,13 @@ def validity_score(records: Records, rule: AttributeRule, config: SurvivorshipCo
         rank = _column(records, "id_type").map(pref).fillna(0).to_numpy(dtype=np.int64)
         score = np.where(valid & ~placeholder, 2 + rank, 1) * present
     elif rule.validity == "phone":
-        codes, uniques = pd.factorize(value)
-        is_mobile = truthy(pd.Series(uniques, dtype=object).str.match(_MOBILE_E164))
-        mobile = np.where(codes >= 0, np.append(is_mobile, False)[codes], False)
+        if first in records:
+            codes, uniques = records.codes(first)
+            text = uniques if pa.types.is_string(uniques.type) else pc.cast(uniques, pa.string())
+            is_mobile = pc.fill_null(pc.match_substring_regex(text, _MOBILE_E164), False).to_numpy(zero_copy_only=False)
+            mobile = np.where(codes >= 0, np.append(is_mobile, False)[codes], False)
+        else:
+            mobile = np.zeros(records.n, bool)
         score = np.where(mobile, 2, 1) * present
     elif rule.validity == "address":
         adcode = _column(records, "adcode").notna().to_numpy()
@@ -192,7 +224,7 @@ def rank_keys(
         elif criterion == "recency":
             keys.append(recency)
         else:  # frequency
-            vcode, _ = pd.factorize(_column(records, rule.columns[0]))
+            vcode = records.codes(rule.columns[0])[0] if rule.columns[0] in records else np.full(records.n, -1)
             pair = gcode.astype(np.int64) * (int(vcode.max(initial=0)) + 2) + (vcode + 1)
             _, inverse, counts = np.unique(pair, return_inverse=True, return_counts=True)
             keys.append(np.where(vcode >= 0, counts[inverse], 0).astype(np.int64))
