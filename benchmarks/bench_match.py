@@ -98,9 +98,8 @@ def run_once(persons: int, overrides: dict[str, Any] | None = None) -> dict[str,
 
     from benchmarks.accuracy import evaluate_run
     from matchers.pipeline import match
-    from schemas.matching import load_match_config
-
     from pipelines.steps import compact_codes
+    from schemas.matching import load_match_config
 
     path = standardized(persons)
     records = compact_codes(pq.read_table(path).to_pandas())  # as the flow hands them over

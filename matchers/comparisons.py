@@ -276,7 +276,8 @@ def materialize_records(
             f"LEFT JOIN (SELECT {c} AS v, {share} AS share FROM {src} WHERE {c} IS NOT NULL GROUP BY {c}) AS {alias} "
             f"ON b.{c} = {alias}.v"
         )
-    engine.execute(f"CREATE TEMP TABLE {d.quote(out)} AS SELECT {', '.join(selected)} FROM {src} AS b {' '.join(joins)}")
+    body = f"SELECT {', '.join(selected)} FROM {src} AS b {' '.join(joins)}"
+    engine.execute(f"CREATE TEMP TABLE {d.quote(out)} AS {body}")
 
 
 def _tf_column(column: str) -> str:

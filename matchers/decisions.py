@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -99,7 +100,7 @@ def pairs_in(rid_l: np.ndarray, rid_r: np.ndarray, other: pd.DataFrame, n_record
 
 # ---------------------------------------------------------------------------------------------- record columns
 
-Records = pd.DataFrame | pa.Table
+Records: TypeAlias = pd.DataFrame | pa.Table
 """Records indexed by position = rid: a pandas frame or an Arrow table (the matcher passes Arrow)."""
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from matchers.survivorship_rules import Records, explode_arrow, explode_values, truthy
+from matchers.survivorship_rules import Records, explode_arrow, truthy
 from schemas.survivorship import ListRule
 
 __all__ = [

@@ -66,10 +66,8 @@ class Records(Mapping[str, pd.Series]):
     def codes(self, name: str) -> tuple[np.ndarray, pa.Array]:
         """(code per record, distinct values): equal values share a code, null is -1. Computed once per column."""
         if name not in self._codes:
-            if name in self._extra or name not in self.frame.columns:
-                column = self[name]
-            else:
-                column = self.frame[name]
+            plain = name in self._extra or name not in self.frame.columns
+            column = self[name] if plain else self.frame[name]
             if isinstance(column.dtype, pd.CategoricalDtype):
                 codes = column.cat.codes.to_numpy().astype(np.int64)
                 uniques = pa.array(column.cat.categories.to_numpy(dtype=object), from_pandas=True)
