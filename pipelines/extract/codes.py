@@ -7,12 +7,19 @@ from collections.abc import Mapping
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.extract.vector import map_distinct
+
 
 def map_codes(raw: pa.ChunkedArray, table: Mapping[str, str], unmapped: str | None) -> pa.ChunkedArray:
     """Map codes through ``table`` (exact after trimming, then case-insensitive).
 
     Blank or null codes give null; a non-blank code the table lacks gives ``unmapped``.
+    A code column holds a handful of distinct values: each is mapped once.
     """
+    return map_distinct(raw, lambda codes: _map(codes, table, unmapped))
+
+
+def _map(raw: pa.ChunkedArray, table: Mapping[str, str], unmapped: str | None) -> pa.ChunkedArray:
     code = pc.utf8_trim_whitespace(raw)
     blank = pc.fill_null(pc.equal(code, ""), True)
     result = _lookup(code, dict(table))

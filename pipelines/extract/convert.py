@@ -21,9 +21,13 @@ def to_text(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray:
     if pa.types.is_large_string(t) or pa.types.is_string_view(t) or pa.types.is_null(t):
         return arr.cast(pa.string())
     if pa.types.is_date(t):
-        return pc.strftime(arr.cast(pa.date32()).cast(pa.timestamp("s")), format="%Y-%m-%d")
+        days = arr.cast(pa.date32())
+        seconds = days.cast(pa.timestamp("s"))
+        return days.cast(pa.string()) if _four_digit_years(seconds) else pc.strftime(seconds, format="%Y-%m-%d")
     if pa.types.is_timestamp(t):
         seconds = arr.cast(pa.timestamp("s", tz=t.tz), safe=False)
+        if t.tz is None and _four_digit_years(seconds):
+            return seconds.cast(pa.string())
         return pc.strftime(seconds, format="%Y-%m-%d %H:%M:%S")
     if pa.types.is_floating(t):
         integral = pc.fill_null(pc.and_(pc.equal(pc.floor(arr), arr), pc.less(pc.abs(arr), 2.0**53)), False)
@@ -40,6 +44,20 @@ def to_text(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray:
         return arr.cast(pa.string())
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
         return pa.chunked_array([pa.array([_json(v) for v in arr.to_pylist()], pa.string())])
+
+
+# Seconds of 0001-01-01 00:00:00 and 9999-12-31 23:59:59. Between them Arrow's cast to text of a
+# tz-naive timestamp[s] (of a date32) gives exactly strftime's '%Y-%m-%d %H:%M:%S' ('%Y-%m-%d') at a
+# fraction of the cost; other values (and zone-aware timestamps) keep strftime and its errors.
+_FIRST_SECOND = -62_135_596_800
+_LAST_SECOND = 253_402_300_799
+
+
+def _four_digit_years(seconds: pa.ChunkedArray) -> bool:
+    if seconds.null_count == len(seconds):
+        return True
+    low, high = pc.min_max(seconds.cast(pa.int64())).values()
+    return bool(low.as_py() >= _FIRST_SECOND and high.as_py() <= _LAST_SECOND)
 
 
 def _json(value: object) -> str | None:

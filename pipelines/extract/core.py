@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipelines.extract.codes import map_codes
 from pipelines.extract.delimited import read_delimited
@@ -19,6 +18,7 @@ from pipelines.extract.rawfile import LINE, SPAN, RawFile
 from pipelines.extract.result import ExtractResult
 from pipelines.extract.rowchecks import FILE, Flag, duplicate_ids, missing_ids, too_long
 from pipelines.extract.sql import read_sql
+from pipelines.extract.vector import null_if_empty
 from schemas.canonical import CANONICAL_COLUMNS, CANONICAL_SCHEMA, check_table
 from schemas.enums import IdType
 from schemas.sources import CANONICAL_TEXT_FIELDS, SourceConfig
@@ -35,11 +35,10 @@ def extract_source(src: SourceConfig, base_dir: Path, run_id: str) -> ExtractRes
     started = time.perf_counter()
     needed = list(dict.fromkeys(src.columns.values()))
     raws = _read(src, base_dir, needed)
-    combined = pa.concat_tables(
-        [r.table.append_column(FILE, pa.array([r.name] * r.table.num_rows, pa.string())) for r in raws]
-    )
+    combined = pa.concat_tables([r.table.append_column(FILE, _repeat(r.name, r.table.num_rows)) for r in raws])
     combined = combined.select([*needed, FILE, LINE, SPAN])
-    mapped = {field: _blank_to_null(combined[col]) for field, col in src.columns.items()}
+    blanked = {col: null_if_empty(combined[col]) for col in needed}  # once per source column
+    mapped = {field: blanked[col] for field, col in src.columns.items()}
     checked = pa.table({**mapped, FILE: combined[FILE], LINE: combined[LINE]})
 
     flags: list[Flag] = []
@@ -61,7 +60,7 @@ def extract_source(src: SourceConfig, base_dir: Path, run_id: str) -> ExtractRes
     for r in raws:
         quarantine.extend(r.quarantine)
     _quarantine_rows(quarantine, flags, combined, raws, needed)
-    canonical = _canonical(src, checked.filter(pa.array(~flagged)))
+    canonical = _canonical(src, checked.filter(pa.array(~flagged)) if flagged.any() else checked)
     rows_in = sum(r.table.num_rows + len(r.quarantine) for r in raws)
     result = ExtractResult(
         system=src.system,
@@ -100,9 +99,8 @@ def _read(src: SourceConfig, base_dir: Path, needed: list[str]) -> list[RawFile]
     return raws
 
 
-def _blank_to_null(values: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Empty strings become null; everything else stays exactly as read."""
-    return pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
+def _repeat(value: str, n: int) -> pa.Array:
+    return pa.repeat(pa.scalar(value, pa.string()), n)
 
 
 def _quarantine_rows(
@@ -127,7 +125,7 @@ def _canonical(src: SourceConfig, rows: pa.Table) -> pa.Table:
     cols: dict[str, pa.ChunkedArray | pa.Array] = {}
     for field in CANONICAL_TEXT_FIELDS:
         cols[field] = rows[field] if field in src.columns else null_text
-    cols["source_system"] = pa.array([src.system] * n, pa.string())
+    cols["source_system"] = _repeat(src.system, n)
     cols["id_type_declared"] = map_codes(
         _as_chunked(cols["id_type_raw"]), {k: v.value for k, v in src.code_tables.id_type.items()}, IdType.UNKNOWN.value
     )

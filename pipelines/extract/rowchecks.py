@@ -65,7 +65,9 @@ def duplicate_ids(table: pa.Table, id_column: str, content: Sequence[str], skip:
     """Rows that repeat another row's record id (``skip`` marks rows already flagged, which are ignored)."""
     ids = table[id_column]
     keep = ~skip
-    if int(pc.count_distinct(ids.filter(pa.array(keep))).as_py()) == int(keep.sum()):
+    kept = ids if not skip.any() else ids.filter(pa.array(keep))
+    distinct = pc.unique(kept)
+    if len(distinct) - (1 if distinct.null_count else 0) == len(kept):  # no repeated id (nulls are not ids)
         return []
     frame = pd.DataFrame({"id": ids.to_pandas(), "pos": np.arange(table.num_rows)})[keep]
     dup = frame[frame["id"].duplicated(keep=False)]
