@@ -59,6 +59,12 @@ def febrl_records(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     for col in TEXT_COLUMNS:
         values = frame[col].astype("string").str.strip()
         out[col] = values.mask(values == "").to_numpy(object)
+    # the two name parts in sorted order: a key that survives given name and surname swapped
+    given, surname = out["given_name"], out["surname"]
+    both = pd.notna(given) & pd.notna(surname)
+    low = np.where(both, np.minimum(given.fillna(""), surname.fillna("")), None)
+    high = np.where(both, np.maximum(given.fillna(""), surname.fillna("")), None)
+    out["name_set"] = pd.Series(low, dtype=object).str.cat(pd.Series(high, dtype=object), sep=" ").to_numpy(object)
     out["date_of_birth"] = pd.to_datetime(frame["date_of_birth"], format="%Y%m%d", errors="coerce").dt.date.to_numpy()
     out["entity"] = frame.index.str.split("-").str[1].astype(int).to_numpy()
     return out
@@ -68,7 +74,7 @@ def _table(records: pd.DataFrame) -> pa.Table:
     schema = pa.schema(
         [("record_key", pa.string()), ("source", pa.string())]
         + [(c, pa.string()) for c in TEXT_COLUMNS]
-        + [("date_of_birth", pa.date32())]
+        + [("name_set", pa.string()), ("date_of_birth", pa.date32())]
     )
     return pa.Table.from_pandas(records.drop(columns=["entity"]), schema=schema, preserve_index=False)
 
