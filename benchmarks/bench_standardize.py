@@ -8,7 +8,10 @@ source of data/config/sources.yaml, read with ``pipelines.extract.extract_source
 cached as Parquet under benchmarks/out/; later runs read the cache. Each field function
 of ``validators.standardize.standardize`` is then timed on the whole table: wall time,
 CPU time (user + system of this process, and of the second process the total step starts)
-and peak RSS of this process while it ran (sampled every 5 ms).
+and peak RSS of this process while it ran (sampled every 5 ms). The total step also reports
+when the main process reached ``Offloaded.result`` (its own fields done), how long it spent
+there (the address chunks it took over, then waiting for the second process) and how long of
+that it only waited, and the second process's peak RSS.
 ``--profile NAME`` runs one step under cProfile instead and prints the top functions (cProfile
 sees only this process: ``--profile total --workers 1`` keeps addresses and e-mails in it).
 Prints a markdown table. Run from the repository root.
@@ -19,8 +22,10 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import logging
 import os
 import pstats
+import re
 import resource
 import threading
 import time
@@ -118,15 +123,69 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+class OffloadTimes(logging.Handler):
+    """When the main process reaches ``Offloaded.result``, how long it stays, and how long of that it waits."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.reached = self.left = self.waited = float("nan")
+
+    def __enter__(self) -> OffloadTimes:
+        from validators import offload
+
+        self._logger, self._level = logging.getLogger(offload.__name__), logging.getLogger(offload.__name__).level
+        self._logger.addHandler(self)
+        self._logger.setLevel(logging.DEBUG)
+        self._result = offload.Offloaded.result
+        times = self
+
+        def timed(offloaded: Any, *args: Any) -> Any:
+            times.reached = time.perf_counter()
+            try:
+                return times._result(offloaded, *args)
+            finally:
+                times.left = time.perf_counter()
+
+        offload.Offloaded.result = timed  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from validators import offload
+
+        offload.Offloaded.result = self._result  # type: ignore[method-assign]
+        self._logger.removeHandler(self)
+        self._logger.setLevel(self._level)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        found = re.match(r"address chunks: .* then ([0-9.]+) s waiting", record.getMessage())
+        if found:
+            self.waited = float(found.group(1))
+
+
+def _children_peak_rss() -> float:
+    """Peak RSS (GiB) of the largest finished child process (the second process of the total step)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / 2**30
+
+
 def measure(fn: Callable[[], Any]) -> dict[str, float]:
     gc.collect()
     base = _rss()
     c0, w0, k0 = time.process_time(), time.perf_counter(), _children_cpu()
-    with PeakRss() as peak:
+    with PeakRss() as peak, OffloadTimes() as offload:
         result = fn()
     wall, cpu, child = time.perf_counter() - w0, time.process_time() - c0, _children_cpu() - k0
     del result
-    return {"wall": wall, "cpu": cpu, "child": child, "peak": peak.peak / 2**30, "delta": (peak.peak - base) / 2**30}
+    return {
+        "wall": wall,
+        "cpu": cpu,
+        "child": child,
+        "peak": peak.peak / 2**30,
+        "delta": (peak.peak - base) / 2**30,
+        "reached": offload.reached - w0,
+        "stayed": offload.left - offload.reached,
+        "waited": offload.waited,
+        "child_peak": _children_peak_rss() if child else float("nan"),
+    }
 
 
 def main() -> None:
@@ -156,13 +215,17 @@ def main() -> None:
     names = [s for s in args.only.split(",") if s] or list(available)
     print(f"{len(df):,} rows, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
     print()
-    print("| step | wall s | CPU s | 2nd process CPU s | peak RSS GiB | RSS growth GiB |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(
+        "| step | wall s | CPU s | 2nd process CPU s | peak RSS GiB | RSS growth GiB "
+        "| reached result s | in result s | waited s | 2nd process peak RSS GiB | load |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in names:
         for _ in range(args.repeat):
             r = measure(available[name])
-            cells = [f"{r[k]:.2f}" for k in ("wall", "cpu", "child", "peak", "delta")]
-            print(f"| {name} | {' | '.join(cells)} |", flush=True)
+            keys = ("wall", "cpu", "child", "peak", "delta", "reached", "stayed", "waited", "child_peak")
+            cells = ["" if r[k] != r[k] else f"{r[k]:.2f}" for k in keys]  # NaN: not this step
+            print(f"| {name} | {' | '.join(cells)} | {os.getloadavg()[0]:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

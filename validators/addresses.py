@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -88,6 +88,8 @@ _NEEDS_SPACING = re.compile(r"[\s\x00-\x1f\x7f]")
 _LOWER_RE = re.compile("[a-z]")
 _UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _PARSE_DROP = re.compile(r"[\s,()\"'·]")
+# a character that some step of _normalize_once after NFKC would change: punctuation, spacing, a-z
+_ANY_WORK = re.compile("[" + "".join(re.escape(chr(c)) for c in _PUNCT_MAP) + r"\s\x00-\x1f\x7fa-z]")
 
 
 def normalize_address_text(text: str) -> str:
@@ -102,6 +104,8 @@ def normalize_address_text(text: str) -> str:
 
 def _normalize_once(text: str) -> str:
     out = nfkc(text)
+    if not _ANY_WORK.search(out) and ",," not in out:
+        return out.strip(_EDGE)  # the common case: none of the steps below would change anything
     if _PUNCT_RE.search(out):
         out = out.translate(_PUNCT_MAP)
     if _NEEDS_SPACING.search(out):
@@ -121,7 +125,7 @@ def parse_address(text: str | None, config: AddressRules | None = None) -> tuple
     return _parse(text, rules, lambda compact: resolve_region(compact, rules.region))
 
 
-def _parse(text: str | None, rules: AddressRules, region_of: Callable[[str], Region]) -> tuple[object, ...]:
+def _parse(text: object, rules: AddressRules, region_of: Callable[[str], Region]) -> tuple[object, ...]:
     raw = as_text(text)
     if raw is None:
         return (None, *([None] * 9), [])
@@ -141,16 +145,27 @@ def _parse(text: str | None, rules: AddressRules, region_of: Callable[[str], Reg
     return (norm, region.province, region.city, region.district, region.adcode, *slots, flags)
 
 
+class AddressParser:
+    """:func:`parse_address` for many texts, with one region memo shared by every call (a cache only)."""
+
+    def __init__(self, config: AddressRules | None = None) -> None:
+        self.rules = config or AddressRules()
+        self._region_of = RegionMemo(self.rules.region)  # addresses sharing their administrative part resolve it once
+
+    def parse(self, texts: Iterable[object]) -> list[tuple[object, ...]]:
+        """One tuple of output values (in :data:`OUTPUT_COLUMNS` order) per text. Never raises."""
+        rules, region_of = self.rules, self._region_of
+        return [_parse(t, rules, region_of) for t in texts]
+
+
 def standardize_addresses(raw: pd.Series, config: AddressRules | None = None) -> pd.DataFrame:
     """Normalize and parse every distinct address once; a DataFrame aligned to ``raw`` (see OUTPUT_COLUMNS).
 
     Ambiguous district names (朝阳区 alone, 鼓楼区 under 江苏省) are left None and flagged
     ADDRESS_AMBIGUOUS; addresses with no administrative level are flagged ADDRESS_UNPARSED.
     """
-    rules = config or AddressRules()
     codes, uniques = factorize_text(raw)
-    region_of = RegionMemo(rules.region)  # addresses sharing their administrative part resolve it once
-    parsed = [_parse(u, rules, region_of) for u in uniques]
+    parsed = AddressParser(config).parse(uniques)
     out: dict[str, np.ndarray] = {}
     for j, name in enumerate(OUTPUT_COLUMNS):
         missing: object = [] if name == "address_flags" else None

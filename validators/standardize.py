@@ -23,7 +23,6 @@ from validators.gender import standardize_gender
 from validators.id_documents import id_columns
 from validators.names import name_columns
 from validators.offload import Offloaded
-from validators.phones import phone_columns
 from validators.resident_id import shared_id_numbers
 
 log = logging.getLogger(__name__)
@@ -45,9 +44,11 @@ class StandardizeRules:
     date_formats: Mapping[str, Sequence[str]] = field(default_factory=dict)
     """Per source system: the date formats its extract uses (tried first)."""
     workers: int = 2
-    """Processes for the field work: with 2, addresses and e-mails are normalized in a second process."""
+    """Processes for the field work: with 2, e-mails, phones and addresses are shared with a second process."""
     min_rows_for_workers: int = 50_000
     """Below this many records the second process costs more than it saves."""
+    address_chunk: int = 8_192
+    """Distinct addresses per unit of work the two processes share (the main process takes over the last units)."""
 
 
 FlagSource = pd.Series | FlagCodes | tuple[np.ndarray | pd.Series, str]
@@ -109,24 +110,86 @@ def standardize(canonical: pa.Table | pd.DataFrame, rules: StandardizeRules | No
 def _standardize(canonical: pa.Table | pd.DataFrame, rules: StandardizeRules) -> pd.DataFrame:
     n = canonical.num_rows if isinstance(canonical, pa.Table) else len(canonical)
     # started first: the second process's imports and gazetteer load overlap the conversion below
-    offloaded = Offloaded(
-        canonical["address_raw"], canonical["email_raw"], rules.workers > 1 and n >= rules.min_rows_for_workers
+    offloaded = Offloaded(canonical, rules.workers > 1 and n >= rules.min_rows_for_workers, rules.address_chunk)
+    try:
+        df = _to_pandas(canonical) if isinstance(canonical, pa.Table) else canonical.copy().reset_index(drop=True)
+        df["rid"] = np.arange(n, dtype=np.int64)
+        df["record_key"] = df["source_system"].astype(str) + ":" + df["source_record_id"].astype(str)
+
+        ids, id_flags = id_columns(df["id_type_declared"], df["id_number_raw"])
+        names, name_flags = name_columns(df["name"], df.get("name_latin"))
+        dob = _parse_birth_dates(df, rules)
+        updated = parse_timestamps(df["updated_at_raw"], ["%Y-%m-%d %H:%M:%S", "%Y%m%d", "%Y-%m-%d"])
+        declared_gender = standardize_gender(
+            df["gender_declared"].where(df["gender_declared"].notna(), df["gender_raw"])
+        )
+        cross = _cross_field(ids, names, dob, declared_gender, rules)
+
+        out = df
+        out["id_type"] = ids["id_type"]
+        out["id_number"] = ids["id_number"]
+        out["id_valid"] = ids["id_valid"].astype(bool)
+        out["id_placeholder"] = cross.id_placeholder
+        out["id_key"] = cross.id_key
+        out["id_birth_date"] = cross.id_birth_date
+        out["id_gender"] = ids["id_gender"]
+        for col in ("name_norm", "name_script", "name_pinyin", "name_fuzzy", "name_latin_key"):
+            out[col] = names[col]
+        out["gender"] = cross.gender
+        out["birth_date"] = cross.birth_date
+        updated_at = pd.to_datetime(updated, errors="coerce")
+
+        # every field but the contacts is done: what the second process has not started yet is done here
+        contacts = offloaded.result(df)
+    finally:
+        offloaded.close()
+    addresses, phones, emails = contacts.addresses, contacts.phones, contacts.emails
+    out["mobile"] = phones["mobile"]
+    out["phones"] = phones["phones"]
+    out["email"] = emails["email"]
+    for col in ADDRESS_COLUMNS:
+        out[col] = addresses[col]
+    out["updated_at"] = updated_at
+
+    out["quality_flags"] = merge_flags(
+        n,
+        id_flags,
+        (cross.shared & ~ids["id_placeholder"].astype(bool), "ID_PLACEHOLDER"),
+        name_flags,
+        contacts.phone_flags,
+        contacts.email_flags,
+        contacts.address_flags,
+        dob["flag"],
+        (cross.dob_conflict, "DOB_CONFLICTS_WITH_ID"),
+        (cross.gender_conflict, "GENDER_CONFLICTS_WITH_ID"),
     )
-    df = _to_pandas(canonical) if isinstance(canonical, pa.Table) else canonical.copy().reset_index(drop=True)
-    df["rid"] = np.arange(n, dtype=np.int64)
-    df["record_key"] = df["source_system"].astype(str) + ":" + df["source_record_id"].astype(str)
+    log.info(
+        "standardized %d records: %d valid IDs, %d placeholders, %d valid mobiles",
+        n,
+        int(out["id_valid"].sum()),
+        int(cross.id_placeholder.sum()),
+        int(out["mobile"].notna().sum()),
+    )
+    return out
 
-    ids, id_flags = id_columns(df["id_type_declared"], df["id_number_raw"])
-    names, name_flags = name_columns(df["name"], df.get("name_latin"))
-    phones, phone_flags = phone_columns(df["mobile_raw"], df["phone_raw"])
-    dob = _parse_birth_dates(df, rules)
-    updated = parse_timestamps(df["updated_at_raw"], ["%Y-%m-%d %H:%M:%S", "%Y%m%d", "%Y-%m-%d"])
-    declared_gender = standardize_gender(df["gender_declared"].where(df["gender_declared"].notna(), df["gender_raw"]))
 
-    address_field, email_field = offloaded.result()
-    addresses, address_flags = address_field.rows()
-    emails, email_flags = email_field.rows()
+@dataclass(frozen=True)
+class _CrossField:
+    """The cross-field rules' results (they need no address or e-mail)."""
 
+    shared: pd.Series
+    id_placeholder: pd.Series
+    id_key: pd.Series
+    id_birth_date: pd.Series
+    birth_date: pd.Series
+    dob_conflict: pd.Series
+    gender: pd.Series
+    gender_conflict: pd.Series
+
+
+def _cross_field(
+    ids: pd.DataFrame, names: pd.DataFrame, dob: pd.DataFrame, declared_gender: pd.Series, rules: StandardizeRules
+) -> _CrossField:
     # An ID number held by many different names is a placeholder, whatever its checksum says.
     name_key = names["name_latin_key"].where(names["name_latin_key"].notna(), names["name_norm"])
     shared = shared_id_numbers(ids["id_key"], name_key, rules.max_names_per_id).fillna(False).astype(bool)
@@ -140,43 +203,13 @@ def _standardize(canonical: pa.Table | pd.DataFrame, rules: StandardizeRules) ->
     dob_conflict = both & ((declared_birth - id_birth).abs() > pd.Timedelta(days=rules.dob_tolerance_days))
     gender = declared_gender.where(declared_gender.notna(), ids["id_gender"])
     gender_conflict = declared_gender.notna() & ids["id_gender"].notna() & (declared_gender != ids["id_gender"])
-
-    out = df
-    out["id_type"] = ids["id_type"]
-    out["id_number"] = ids["id_number"]
-    out["id_valid"] = ids["id_valid"].astype(bool)
-    out["id_placeholder"] = id_placeholder
-    out["id_key"] = id_key
-    out["id_birth_date"] = id_birth.dt.date.where(id_birth.notna(), None)
-    out["id_gender"] = ids["id_gender"]
-    for col in ("name_norm", "name_script", "name_pinyin", "name_fuzzy", "name_latin_key"):
-        out[col] = names[col]
-    out["gender"] = gender
-    out["birth_date"] = birth_date.dt.date.where(birth_date.notna(), None)
-    out["mobile"] = phones["mobile"]
-    out["phones"] = phones["phones"]
-    out["email"] = emails["email"]
-    for col in ADDRESS_COLUMNS:
-        out[col] = addresses[col]
-    out["updated_at"] = pd.to_datetime(updated, errors="coerce")
-
-    out["quality_flags"] = merge_flags(
-        n,
-        id_flags,
-        (shared & ~ids["id_placeholder"].astype(bool), "ID_PLACEHOLDER"),
-        name_flags,
-        phone_flags,
-        email_flags,
-        address_flags,
-        dob["flag"],
-        (dob_conflict, "DOB_CONFLICTS_WITH_ID"),
-        (gender_conflict, "GENDER_CONFLICTS_WITH_ID"),
+    return _CrossField(
+        shared,
+        id_placeholder,
+        id_key,
+        id_birth.dt.date.where(id_birth.notna(), None),
+        birth_date.dt.date.where(birth_date.notna(), None),
+        dob_conflict,
+        gender,
+        gender_conflict,
     )
-    log.info(
-        "standardized %d records: %d valid IDs, %d placeholders, %d valid mobiles",
-        n,
-        int(out["id_valid"].sum()),
-        int(id_placeholder.sum()),
-        int(out["mobile"].notna().sum()),
-    )
-    return out
