@@ -378,6 +378,50 @@ def febrl_block(ours: dict[str, Any] | None, splink: dict[str, Any] | None) -> s
     return "\n\n".join([_febrl_table(present), *notes])
 
 
+def vs_splink_block(runs: dict[int, dict[str, Any]], _: Any) -> str:
+    """Standardize + match + cluster as plain calls against the whole Splink script, one run per size."""
+    if not runs:
+        return "_No results yet: run `python benchmarks/bench_vs_splink.py`._"
+    rows = []
+    for p, r in runs.items():
+        ours, theirs = r["ours"], r["splink"]
+        a, b = ours["accuracy"], theirs.get("accuracy") or {}
+        rows.append(
+            [
+                _f(p),
+                _f(ours["records"]),
+                _f(ours["standardize"]["wall_s"]),
+                _f(ours["match"]["wall_s"]),
+                _f(ours["wall_s"]),
+                _f(ours["peak_rss_mb"] / 1024, 2),
+                _f(theirs["wall_s"]),
+                _f((theirs.get("peak_rss_mb") or 0) / 1024, 2),
+                f"**{_f(r['ratio'], 3)}**",
+                f"{_f(a['pairwise_f1'], 4)} vs {_f(b.get('pairwise_f1'), 4)}",
+                f"{_f(a['bcubed_f1'], 4)} vs {_f(b.get('bcubed_f1'), 4)}",
+                f"{r.get('date', '')}, load {_f(r.get('load_average_before'), 2)}",
+            ]
+        )
+    table = _table(
+        [
+            "persons",
+            "records",
+            "ours standardize s",
+            "ours match + cluster s",
+            "ours total s",
+            "ours peak GB",
+            "Splink s",
+            "Splink peak GB",
+            "ratio (target ≤ 0.333)",
+            "pairwise F1 ours vs Splink",
+            "B-cubed F1 ours vs Splink",
+            "when",
+        ],
+        rows,
+    )
+    return table + "\n\nReproduce: `python benchmarks/bench_vs_splink.py --persons 600000`"
+
+
 BLOCKS: dict[str, tuple[str, Callable[[Any, Any], str], str]] = {
     "machine": ("nightly-*k.json", machine_block, ""),
     "series": ("nightly-*k.json", series_block, ""),
@@ -385,6 +429,7 @@ BLOCKS: dict[str, tuple[str, Callable[[Any, Any], str], str]] = {
     "splink": ("nightly-*k.json", splink_block, "splink-*k.json"),
     "delta": ("delta-*k.json", delta_block, ""),
     "febrl": ("febrl.json", febrl_block, "splink-febrl.json"),
+    "vs_splink": ("vs-splink-*k.json", vs_splink_block, ""),
 }
 
 

@@ -137,3 +137,29 @@ def test_febrl_block_says_which_result_is_missing_and_flags_different_data() -> 
     assert "_No Splink result yet: run `benchmarks/.venv-splink/bin/python benchmarks/splink_febrl.py" in only_ours
     other = febrl_block(_febrl("ours", 22.9, 0.9948), _febrl("Splink 5.0.0", 6.3, 0.9913, sha="other"))
     assert "**not the same files**" in other
+
+
+def test_vs_splink_block_gives_the_ratio_of_each_run_and_says_when_there_is_none(tmp_path: Path) -> None:
+    from benchmarks.report import vs_splink_block
+
+    assert "bench_vs_splink.py" in vs_splink_block({}, None)
+    run = {
+        "date": "2026-11-24 06:50",
+        "load_average_before": 0.4,
+        "ours": {
+            "records": 1_024_303,
+            "standardize": {"wall_s": 12.5},
+            "match": {"wall_s": 13.0},
+            "wall_s": 25.5,
+            "peak_rss_mb": 3072.0,
+            "accuracy": {"pairwise_f1": 0.9983, "bcubed_f1": 0.9992},
+        },
+        "splink": {"wall_s": 102.0, "peak_rss_mb": 3584.0, "accuracy": {"pairwise_f1": 0.93, "bcubed_f1": 0.986}},
+        "ratio": 0.25,
+    }
+    (tmp_path / "vs-splink-600k.json").write_text(json.dumps(run), encoding="utf-8")
+    text, done = rewrite("<!-- generated:vs_splink --><!-- /generated:vs_splink -->", tmp_path)
+    assert done == ["vs_splink"]
+    row = next(line for line in text.splitlines() if line.startswith("| 600,000"))
+    assert "**0.250**" in row and "25.5" in row and "102.0" in row and "3.00" in row
+    assert "0.9983 vs 0.9300" in row
