@@ -1,7 +1,8 @@
 """Speed of the back half of the nightly run: golden IDs + survivorship, master tables, publish, mart.
 
 Usage: python benchmarks/bench_golden_publish.py [--data benchmarks/out/data-600k] [--out benchmarks/out/golden-publish]
-       [--steps golden,assemble,publish,mart,golden_prev] [--repeat 1]
+       [--steps golden,assemble,publish,mart,golden_prev | --steps golden,nightly_publish[,mart]]
+       [--profile publish.prof]
 
 The first call builds realistic inputs once (extract + standardize + match over the generated
 extracts, ``pipelines.generator.generate(persons=600000, seed=20261123)`` gives 1,024,303
@@ -9,11 +10,21 @@ records) and caches the standardized records, pairs, clusters, review queue and 
 Parquet under ``--out/inputs``; later calls read the cache. Each step is then timed (wall, CPU,
 peak RSS growth of the process) and a markdown table is printed. Throw-away keys are set in the
 environment: the files written here are benchmark output, never real data.
+
+``nightly_publish`` times what the nightly run counts as its step "publish", the way
+``NightlyRun`` runs and measures it: the ``source_records`` table and the record keys from the
+standardized frame, the master tables assembled, the publish; each input is dropped and the
+memory released between these parts, outside the timing, so wall, CPU and peak RSS compare with
+the run report's. It replaces ``assemble`` and ``publish`` and cannot be combined with
+``golden_prev`` (the standardized frame is gone). The standardized records hold their code-like
+columns as categoricals, as ``standardize_records`` gives them. ``--profile`` writes cProfile
+statistics of the assemble and publish steps to a file.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import datetime as dt
 import gc
 import os
@@ -118,6 +129,9 @@ def load_inputs(cache: Path) -> dict[str, Any]:
     for col in ("phones", "quality_flags"):  # Python lists, as standardize gives them
         std[col] = pd.Series(table.column(col).to_pylist(), dtype=object)
     std["updated_at"] = std["updated_at"].astype("datetime64[ns]")
+    from pipelines.steps import compact_codes
+
+    compact_codes(std)  # code-like columns as categoricals, as standardize_records gives them
     return {
         "std": std,
         "pairs": pq.read_table(cache / "pairs.parquet"),
@@ -127,12 +141,20 @@ def load_inputs(cache: Path) -> dict[str, Any]:
     }
 
 
-def _timed(name: str, fn: Callable[[], Any], rows: list[dict[str, Any]]) -> Any:
+def _timed(
+    name: str, fn: Callable[[], Any], rows: list[dict[str, Any]], profiler: cProfile.Profile | None = None
+) -> Any:
     gc.collect()
     base = _rss_mb()
     cpu0, t0 = time.process_time(), time.perf_counter()
     with _PeakSampler() as peak:
-        result = fn()
+        if profiler is not None:
+            profiler.enable()
+        try:
+            result = fn()
+        finally:
+            if profiler is not None:
+                profiler.disable()
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     rows.append(
         {"step": name, "wall s": wall, "cpu s": cpu, "peak RSS MB": peak.peak, "RSS growth MB": peak.peak - base}
@@ -141,14 +163,84 @@ def _timed(name: str, fn: Callable[[], Any], rows: list[dict[str, Any]]) -> Any:
     return result
 
 
+NIGHTLY_PUBLISH = "publish (as the nightly run)"
+
+
+def nightly_publish(
+    held: dict[str, Any],
+    run_log: pd.DataFrame,
+    config: Any,
+    run_id: str,
+    key: Any,
+    rows: list[dict[str, Any]],
+    profiler: cProfile.Profile | None,
+) -> tuple[Any, Any]:
+    """The nightly run's step "publish" as ``pipelines.flows.NightlyRun`` runs and measures it.
+
+    Three timed parts (the source records and record keys; assembling; publishing), with each
+    input dropped and the memory released between them, outside the timing, as the run does.
+    ``held`` (std, matched, golden, quarantine) is emptied. Returns the version and its tables.
+    """
+    from pipelines import steps
+    from pipelines.memory import release_memory
+    from pipelines.publish import publish_master
+
+    made: dict[str, Any] = {}
+
+    def records() -> None:
+        std = held["std"]
+        made["source_records"] = steps.source_records_table(std)
+        made["keys"] = std[list(steps.RECORD_KEY_COLUMNS)]
+
+    def assemble() -> Any:
+        return steps.assemble_master_tables(
+            made["keys"], held["matched"], held["golden"], held["quarantine"], run_log, made["source_records"]
+        )
+
+    _timed(NIGHTLY_PUBLISH, records, rows, profiler)
+    del held["std"]
+    release_memory()
+    tables = _timed(NIGHTLY_PUBLISH, assemble, rows, profiler)
+    held.clear()
+    made.clear()
+    release_memory()
+    version = _timed(
+        NIGHTLY_PUBLISH,
+        lambda: publish_master(config.master_dir, run_id, tables, config.model.keep_versions, key),
+        rows,
+        profiler,
+    )
+    return version, tables
+
+
+def _merge_parts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of a step timed in several parts as one (times add up, the peak is the highest), as RunMetrics does."""
+    merged: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if r["step"] not in merged:
+            merged[r["step"]] = dict(r)
+            continue
+        m = merged[r["step"]]
+        base = m["peak RSS MB"] - m["RSS growth MB"]
+        m["wall s"] += r["wall s"]
+        m["cpu s"] += r["cpu s"]
+        m["peak RSS MB"] = max(m["peak RSS MB"], r["peak RSS MB"])
+        m["RSS growth MB"] = m["peak RSS MB"] - base
+    return list(merged.values())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT / "benchmarks/out/data-600k")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/out/golden-publish")
     parser.add_argument("--steps", default="golden,assemble,publish,mart,golden_prev")
     parser.add_argument("--prepare-only", action="store_true")
+    parser.add_argument("--profile", type=Path, help="write cProfile statistics of assemble and publish here")
     args = parser.parse_args()
     wanted = set(args.steps.split(","))
+    if {"nightly_publish", "golden_prev"} <= wanted:
+        parser.error("nightly_publish drops the standardized records; run golden_prev separately")
+    profiler = cProfile.Profile() if args.profile else None
 
     from pipelines import steps
     from pipelines.publish import load_previous
@@ -176,18 +268,36 @@ def main() -> None:
         "finished_at": dt.datetime(2026, 11, 23, 23, 5), "status": "published", "sources": "deposit,card,loan",
         "rows_in": len(std), "rows_quarantined": data["quarantine"].num_rows, "golden_customers": len(golden.golden),
     }])
-    tables = _timed(
-        "assemble master tables",
-        lambda: steps.assemble_master_tables(std, matched, golden, data["quarantine"], run_log),
-        rows,
-    )
+    n_records, n_golden = len(std), len(golden.golden)
     version = None
-    if wanted & {"publish", "mart", "golden_prev"}:
+    if "nightly_publish" in wanted:
+        held = {"std": std, "matched": matched, "golden": golden, "quarantine": data.pop("quarantine")}
+        del std, golden, matched, clusters, data["std"], data["pairs"], data["review"], data["clusters"]
+        version, tables = nightly_publish(held, run_log, config, run_id, key, rows, profiler)
+        merged = _merge_parts([r for r in rows if r["step"] == NIGHTLY_PUBLISH])[0]
+        print(
+            f"  {NIGHTLY_PUBLISH}, in all: {merged['wall s']:.2f} s wall, {merged['cpu s']:.2f} s CPU, "
+            f"peak RSS {merged['peak RSS MB']:,.0f} MB",
+            flush=True,
+        )
+    else:
+        tables = _timed(
+            "assemble master tables",
+            lambda: steps.assemble_master_tables(std, matched, golden, data["quarantine"], run_log),
+            rows,
+            profiler,
+        )
+    if wanted & {"publish", "mart", "golden_prev"} and version is None:
         from pipelines.publish import publish_master
 
         version = _timed(
-            "publish", lambda: publish_master(config.master_dir, run_id, tables, config.model.keep_versions, key), rows
+            "publish",
+            lambda: publish_master(config.master_dir, run_id, tables, config.model.keep_versions, key),
+            rows,
+            profiler,
         )
+    if profiler is not None:
+        profiler.dump_stats(args.profile)
     if version is not None and "mart" in wanted:
         # the published tables still in memory are handed over (Arrow ones are not read back)
         _timed("analyst mart", lambda: steps.build_analyst_mart(config, Path(version), key, tables), rows)
@@ -199,9 +309,9 @@ def main() -> None:
             rows,
         )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\n{len(std):,} records, {len(golden.golden):,} golden customers; process peak RSS {peak:,.0f} MB\n")
+    print(f"\n{n_records:,} records, {n_golden:,} golden customers; process peak RSS {peak:,.0f} MB\n")
     print("| step | wall s | CPU s | peak RSS MB | RSS growth MB |\n|---|---:|---:|---:|---:|")
-    for r in rows:
+    for r in _merge_parts(rows):
         print(
             f"| {r['step']} | {r['wall s']:.2f} | {r['cpu s']:.2f} | {r['peak RSS MB']:,.0f} "
             f"| {r['RSS growth MB']:,.0f} |"

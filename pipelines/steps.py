@@ -283,16 +283,15 @@ def _decision_filter(table: pa.Table, decisions: tuple[str, ...]) -> pa.Table:
     return table.filter(pc.is_in(pc.cast(table["decision"], pa.string()), pa.array(decisions, pa.string())))
 
 
-def record_links(std: pd.DataFrame, pairs: pa.Table | pd.DataFrame) -> pd.DataFrame:
-    """How each record was linked: its strongest accepted link (or 'singleton').
+_LINK_TYPES = np.array(["singleton", "auto", "deterministic", "must_link"], dtype=object)
 
-    Strongest: must_link, then deterministic, then auto; among equals the highest weight.
-    One sort over integer codes, no string work per pair.
-    """
+
+def _strongest_links(std: pd.DataFrame, pairs: pa.Table | pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per record of ``std`` (in its row order): the code in :data:`_LINK_TYPES` and the weight of
+    its strongest accepted link (0 and NaN for a singleton). See :func:`record_links`."""
     rank = {"must_link": 3, "deterministic": 2, "auto": 1}
-    names = np.array(["singleton", "auto", "deterministic", "must_link"], dtype=object)
     sel = _decision_filter(pa.table(_pairs_table(pairs, ["rid_l", "rid_r", "decision", "match_weight"])), ACCEPTED)
-    code = pc.index_in(sel["decision"], pa.array(names)).to_numpy(zero_copy_only=False)
+    code = pc.index_in(sel["decision"], pa.array(_LINK_TYPES)).to_numpy(zero_copy_only=False)
     code = np.where(np.isin(code, [rank[d] for d in rank]), code, 0).astype(np.int64)
     rid = np.concatenate([sel["rid_l"].to_numpy(), sel["rid_r"].to_numpy()])
     rk = np.concatenate([code, code])
@@ -308,21 +307,94 @@ def record_links(std: pd.DataFrame, pairs: pa.Table | pd.DataFrame) -> pd.DataFr
     link_weight = np.full(len(std), np.nan)
     link_code[at[ok]] = rk[first][ok]
     link_weight[at[ok]] = weight[first][ok]
+    return link_code, link_weight
+
+
+def record_links(std: pd.DataFrame, pairs: pa.Table | pd.DataFrame) -> pd.DataFrame:
+    """How each record was linked: its strongest accepted link (or 'singleton').
+
+    Strongest: must_link, then deterministic, then auto; among equals the highest weight.
+    One sort over integer codes, no string work per pair.
+    """
+    link_code, link_weight = _strongest_links(std, pairs)
     return pd.DataFrame(
         {
             "rid": std["rid"].to_numpy(),
             "record_key": std["record_key"].to_numpy(),
             "source_system": std["source_system"].to_numpy(),
             "source_record_id": std["source_record_id"].to_numpy(),
-            "link_type": names[link_code],
+            "link_type": _LINK_TYPES[link_code],
             "link_weight": link_weight,
         }
     )
 
 
-def link_table(std: pd.DataFrame, pairs: pa.Table | pd.DataFrame, decisions: tuple[str, ...]) -> pa.Table:
-    """Pairs with the given decisions, keyed by stable record keys (run-local rids dropped), as Arrow."""
-    keys = pa.array(std["record_key"].to_numpy(dtype=object), pa.string())
+def xref_table(
+    std: pd.DataFrame, pairs: pa.Table | pd.DataFrame, golden_xref: pd.DataFrame, source_records: pa.Table
+) -> pa.Table:
+    """The ``customer_xref`` master table as Arrow: every record with its golden ID and strongest link.
+
+    The record's keys are taken from ``source_records`` (already Arrow, the same rows as
+    ``std`` in the same order: :func:`source_records_table` of the same frame), so they are
+    not converted from Python strings a second time. Missing weights and golden IDs are nulls.
+    """
+    link_code, link_weight = _strongest_links(std, pairs)
+    at = pd.Index(golden_xref["record_key"]).get_indexer(std["record_key"])
+    golden_id = golden_xref["golden_id"].to_numpy(dtype=object)[np.where(at >= 0, at, 0)]
+    golden_id[at < 0] = None
+    link_type = pa.DictionaryArray.from_arrays(pa.array(link_code, pa.int8()), pa.array(_LINK_TYPES, pa.string()))
+    return pa.table(
+        {
+            "source_system": source_records.column("source_system"),
+            "source_record_id": source_records.column("source_record_id"),
+            "record_key": source_records.column("record_key"),
+            "golden_id": pa.array(golden_id, pa.string(), from_pandas=True),
+            "link_type": link_type.cast(pa.string()),
+            "link_weight": pa.array(link_weight, pa.float64(), from_pandas=True),
+        }
+    )
+
+
+def _check_same_records(std: pd.DataFrame, source_records: pa.Table) -> None:
+    """Raise unless ``source_records`` holds ``std``'s records in ``std``'s order (checked on a sample of rows)."""
+    n = len(std)
+    if source_records.num_rows != n:
+        raise MdmError(
+            f"the source_records table has {source_records.num_rows} rows for {n} standardized records; "
+            "build it with source_records_table from the same frame"
+        )
+    probe = np.unique(np.linspace(0, n - 1, num=min(n, 1024)).astype(np.int64))
+    expected = std["record_key"].to_numpy(dtype=object)[probe].tolist()
+    if source_records.column("record_key").take(pa.array(probe)).to_pylist() != expected:
+        raise MdmError(
+            "the source_records table is not in the order of the standardized records; "
+            "build it with source_records_table from the same frame"
+        )
+
+
+def _review_probabilities(review: pd.DataFrame, pairs: pa.Table | pd.DataFrame) -> np.ndarray:
+    """The match probability of each review item, looked up among only the pairs that share a left record."""
+    table = _pairs_table(pairs, ["rid_l", "rid_r", "match_probability"])
+    left = pa.array(review["rid_l"].to_numpy(), table.schema.field("rid_l").type)
+    table = table.filter(pc.is_in(table["rid_l"], left))
+    prob = pd.Series(
+        table["match_probability"].to_numpy(),
+        index=pd.MultiIndex.from_arrays([table["rid_l"].to_numpy(), table["rid_r"].to_numpy()]),
+    )
+    return prob.reindex(pd.MultiIndex.from_arrays([review["rid_l"], review["rid_r"]])).to_numpy()
+
+
+def link_table(
+    std: pd.DataFrame,
+    pairs: pa.Table | pd.DataFrame,
+    decisions: tuple[str, ...],
+    record_keys: pa.ChunkedArray | pa.Array | None = None,
+) -> pa.Table:
+    """Pairs with the given decisions, keyed by stable record keys (run-local rids dropped), as Arrow.
+
+    ``record_keys``: ``std``'s record keys already as Arrow (same order), so they are not converted again.
+    """
+    keys = record_keys if record_keys is not None else pa.array(std["record_key"].to_numpy(dtype=object), pa.string())
     by_rid = pd.Index(std["rid"].to_numpy())
     sel = _decision_filter(_pairs_table(pairs), decisions)
     left = keys.take(pa.array(by_rid.get_indexer(sel["rid_l"].to_numpy())))
@@ -339,44 +411,34 @@ def assemble_master_tables(
     run_log: pd.DataFrame,
     source_records: pa.Table | None = None,
 ) -> dict[str, Any]:
-    """The tables of one master version (docs/ARCHITECTURE.md §5).
+    """The tables of one master version (docs/ARCHITECTURE.md §5), conformed to the master schemas as Arrow.
 
-    ``source_records`` built beforehand (:func:`source_records_table`) lets the caller free the
-    standardized frame first; ``std`` then needs only :data:`RECORD_KEY_COLUMNS`.
-    The large tables (``source_records``, ``match_links``) are built as Arrow straight from
-    the columns, so publish writes them without another conversion; ``customer_xref`` and
-    ``review_queue`` stay pandas (the stewards' queue sync reads them).
+    ``source_records`` built beforehand (:func:`source_records_table` of the same frame) lets the
+    caller free the standardized frame first; ``std`` then needs only :data:`RECORD_KEY_COLUMNS`.
+    Every table is converted to Arrow once: the record keys of ``customer_xref`` and
+    ``match_links`` come from ``source_records``, the golden tables are converted here, and
+    publish, the mart and the review sync all use these (the pandas frames of the earlier
+    steps can then be released: peak memory).
     """
     pairs = matched.pairs
-    links = record_links(std, pairs)
-    gid = golden.xref[["record_key", "golden_id"]]
-    at = pd.Index(gid["record_key"]).get_indexer(links["record_key"])
-    golden_id = gid["golden_id"].to_numpy(dtype=object)[np.where(at >= 0, at, 0)]
-    golden_id[at < 0] = None
-    links["golden_id"] = golden_id
-    xref = links[["source_system", "source_record_id", "record_key", "golden_id", "link_type", "link_weight"]]
-    review = matched.review.copy()
-    if "match_probability" not in review.columns:
-        table = _pairs_table(pairs, ["rid_l", "rid_r", "match_probability"])
-        prob = pd.Series(
-            table["match_probability"].to_numpy(),
-            index=pd.MultiIndex.from_arrays([table["rid_l"].to_numpy(), table["rid_r"].to_numpy()]),
-        )
-        idx = pd.MultiIndex.from_arrays([review["rid_l"], review["rid_r"]])
-        review["match_probability"] = prob.reindex(idx).to_numpy()
     if source_records is None:
         source_records = source_records_table(std)
+    else:
+        _check_same_records(std, source_records)
+    review = matched.review.copy()
+    if "match_probability" not in review.columns:
+        review["match_probability"] = _review_probabilities(review, pairs)
     from pipelines.publish import conform_tables
 
-    # conformed to the master schemas here, as Arrow: publish, the mart and the review sync all
-    # use these, and the pandas frames of the earlier steps can be released (peak memory)
     return conform_tables({
         "golden_customer": golden.golden,
-        "customer_xref": xref,
+        "customer_xref": xref_table(std, pairs, golden.xref[["record_key", "golden_id"]], source_records),
         "customer_systems": golden.customer_systems,
         "golden_id_registry": golden.registry,
         "golden_id_events": golden.events,
-        "match_links": link_table(std, pairs, (*ACCEPTED, "review", "cannot_link", "hard_conflict")),
+        "match_links": link_table(
+            std, pairs, (*ACCEPTED, "review", "cannot_link", "hard_conflict"), source_records.column("record_key")
+        ),
         "review_queue": review.drop(columns=[c for c in ("rid_l", "rid_r") if c in review.columns]),
         "quarantine": quarantine,
         "run_log": run_log,
@@ -388,7 +450,17 @@ RECORD_KEY_COLUMNS = ("rid", "record_key", "source_system", "source_record_id")
 
 
 def source_records_table(std: pd.DataFrame) -> pa.Table:
-    """The ``source_records`` master table (raw beside standardized values) from the standardized frame."""
+    """The ``source_records`` master table (raw beside standardized values) from the standardized frame.
+
+    The run calls this while it still holds the whole standardized frame, its largest moment:
+    the heap the earlier steps freed (glibc's and Arrow's) is handed back to the OS first, so
+    the new table does not stack on top of it (1M records: the publish step's peak RSS went from
+    4.6 GB, reached here, to the 4.0 GB the step starts with).
+    """
+    from pipelines.memory import release_memory
+
+    release_memory()
+    pa.default_memory_pool().release_unused()
     kept = [c for c in SOURCE_RECORD_COLUMNS if c in std.columns]
     return plain_columns(pa.Table.from_pandas(std, columns=kept, preserve_index=False))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from pathlib import Path
@@ -132,3 +133,47 @@ def test_rotation_keeps_data_readable_with_new_key_only(tmp_path: Path, monkeypa
     assert runner.invoke(app, ["keys", "check", "--config", str(config)]).exit_code == 0
     again = runner.invoke(app, ["keys", "rotate", "--config", str(config)])  # resumable: nothing left to do
     assert again.exit_code != 0 or "re-encrypted 0" in again.output
+
+
+def test_sort_for_zone_maps_orders_rows_by_the_key_and_keeps_sorted_tables_as_they_are() -> None:
+    from mdm.crypto import sort_for_zone_maps
+
+    table = pa.table({"golden_id": ["G3", None, "G1", "G2"], "n": [3, 0, 1, 2]})
+    ordered = sort_for_zone_maps(table, "golden_id")
+    assert ordered.to_pydict() == {"golden_id": ["G1", "G2", "G3", None], "n": [1, 2, 3, 0]}  # rows kept whole
+    assert sort_for_zone_maps(ordered, "golden_id") is not ordered  # a null before the end is not "sorted" ...
+    done = ordered.slice(0, 3)
+    assert sort_for_zone_maps(done, "golden_id") is done  # ... a sorted column is left alone (no copy)
+    chunked = pa.concat_tables([pa.table({"k": ["a", "c"]}), pa.table({"k": ["b"]})])
+    assert sort_for_zone_maps(chunked, "k")["k"].to_pylist() == ["a", "b", "c"]
+
+
+def test_writer_loads_tables_from_several_threads_into_one_encrypted_file(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mdm.crypto import DuckDBFileWriter
+
+    tables = master_tables()
+    big = pa.table({"golden_id": [f"G{i:07d}" for i in range(300_000, 0, -1)], "n": list(range(300_000))})
+    with DuckDBFileWriter(tmp_path / "m.duckdb", KEY) as writer, ThreadPoolExecutor(3) as pool:
+        jobs = [pool.submit(writer.add, name, table) for name, table in tables.items()]
+        jobs.append(pool.submit(writer.add, "big", big, ("n",), "golden_id"))
+        for job in jobs:
+            job.result()
+        path = writer.commit()
+    assert all(p not in path.read_bytes() for p in PII)
+    con = connect_duckdb(path, KEY)
+    try:
+        for name, table in tables.items():
+            assert con.execute(f'SELECT count(*) FROM "{name}"').fetchone() == (table.num_rows,)
+        assert con.execute("SELECT id_number FROM golden_customer ORDER BY 1").fetchall() == [(i,) for i in RAW_IDS]
+        # loaded in key order: each row group holds its own range of keys, so zone maps can skip the others
+        ranges = con.execute(
+            "SELECT min(golden_id), max(golden_id), count(*) FROM big GROUP BY rowid // 122880 ORDER BY 1"
+        ).fetchall()
+        assert sum(n for _, _, n in ranges) == 300_000 and len(ranges) == 3
+        assert all(hi < lo for (_, hi, _), (lo, _, _) in itertools.pairwise(ranges))
+        assert con.execute("SELECT index_name FROM duckdb_indexes()").fetchall() == [("idx_big_n",)]
+    finally:
+        con.close()
+    assert not list(tmp_path.glob(".*.tmp*"))

@@ -11,13 +11,17 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
+from mdm.crypto import FileDigest
 from mdm.errors import PublishError, RunLockedError
 from pipelines import publish as pub
 from pipelines.publish import (
@@ -353,3 +357,133 @@ def test_cli_versions_and_rollback(tmp_path: Path) -> None:
     entries = log.tail(2)
     assert [(e["action"], e["target"]) for e in entries] == [("rollback", "master:r1"), ("rollback", "master:r2")]
     assert entries[1]["details"]["from"] == "r1" and log.verify().ok
+
+
+# --------------------------------------------------------------------------- the database layout, failures
+
+KEY = b"test-master-key-0123456789"
+
+
+def _shuffled_tables(n: int) -> dict[str, pd.DataFrame]:
+    """make_tables with the golden-ID tables out of golden-ID order and events with a merge, as a later night has."""
+    tables = make_tables(n, "s")
+    order = list(range(n))[::-1]
+    tables["golden_id_registry"] = tables["golden_id_registry"].iloc[order].reset_index(drop=True)
+    gids = list(tables["golden_customer"]["golden_id"])
+    tables["golden_id_events"] = pd.DataFrame(
+        {
+            "event_id": [f"e{i}" for i in range(n)],
+            "run_id": "s",
+            "golden_id": gids[::-1],
+            "event_type": ["merged" if i == 0 else "issued" for i in range(n)],
+            "related_golden_id": [gids[1] if i == 0 else None for i in range(n)],
+            "record_key": [f"deposit:{i}" for i in range(n)][::-1],
+            "reason": None,
+        }
+    )
+    return tables
+
+
+def _duckdb_rows(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[object, ...]]:
+    return sorted(con.execute(f'SELECT * FROM "{table}"').fetchall(), key=repr)
+
+
+def test_published_database_holds_exactly_the_parquet_tables(tmp_path: Path) -> None:
+    tables = _shuffled_tables(40)
+    path = publish_master(tmp_path, "r1", tables, keep_versions=3, key=KEY)
+    conformed = pub.conform_tables(tables)
+    with open_master(tmp_path, key=KEY) as con:
+        for name, expected in conformed.items():
+            parquet = pub.read_parquet_any(path / f"{name}.parquet", KEY)
+            # Parquet: the conformed table itself, rows in their order, schema included
+            assert parquet.equals(expected), name
+            # DuckDB: the same columns, types and rows (stored in its own order)
+            con.register("expected", expected)
+            try:
+                assert con.execute(f'DESCRIBE "{name}"').fetchall() == con.execute(
+                    "DESCRIBE SELECT * FROM expected"
+                ).fetchall(), name
+                assert _duckdb_rows(con, name) == sorted(
+                    con.execute("SELECT * FROM expected").fetchall(), key=repr
+                ), name
+            finally:
+                con.unregister("expected")
+
+
+def test_database_layout_serves_the_stewards_lookups(tmp_path: Path) -> None:
+    tables = _shuffled_tables(300)
+    publish_master(tmp_path, "r1", tables, keep_versions=3, key=KEY)
+    expected = {(t, f"idx_{t}_{c}") for t, layout in pub.DUCKDB_LAYOUT.items() for c in layout.indexes}
+    with open_master(tmp_path, key=KEY) as con:
+        indexes = set(con.execute("SELECT table_name, index_name FROM duckdb_indexes()").fetchall())
+        # an index only where a record key (long shared prefix) or a second key is looked up
+        assert indexes == expected
+        assert ("source_records", "idx_source_records_name_norm") not in indexes
+        # tables looked up by golden ID are stored in golden-ID order (zone maps), whatever order they came in
+        for table in ("golden_customer", "golden_id_registry", "golden_id_events", "customer_systems"):
+            stored = [g for (g,) in con.execute(f'SELECT golden_id FROM "{table}"').fetchall()]
+            assert stored == sorted(stored), table
+        # every look-up steward/evidence.py makes still finds its rows
+        gid = str(tables["golden_customer"]["golden_id"].iloc[7])
+        assert con.execute("SELECT count(*) FROM golden_customer WHERE golden_id = ?", [gid]).fetchone() == (1,)
+        assert con.execute(
+            "SELECT status FROM golden_id_registry WHERE golden_id = ?", [gid]
+        ).fetchone() == ("active",)
+        assert con.execute("SELECT record_key FROM customer_xref WHERE golden_id = ?", [gid]).fetchall() == [
+            ("deposit:7",)
+        ]
+        assert con.execute(
+            "SELECT golden_id FROM customer_xref WHERE record_key IN (?, ?) ORDER BY 1", ["deposit:7", "nope"]
+        ).fetchall() == [(gid,)]
+        related = str(tables["golden_customer"]["golden_id"].iloc[1])
+        assert con.execute(
+            "SELECT event_type FROM golden_id_events WHERE related_golden_id = ?", [related]
+        ).fetchall() == [("merged",)]
+
+
+def _fail_on(table: str, exc: Exception) -> Callable[..., None]:
+    """DuckDBFileWriter.add, raising ``exc`` for ``table``."""
+    original = pub.DuckDBFileWriter.add
+
+    def add(self: pub.DuckDBFileWriter, name: str, *args: Any, **kwargs: Any) -> None:
+        if name == table:
+            raise exc
+        return original(self, name, *args, **kwargs)
+
+    return add
+
+
+@pytest.mark.parametrize("where", ["duckdb", "parquet"])
+def test_a_failure_mid_publish_leaves_the_previous_master_intact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    import threading
+
+    publish_master(tmp_path, "r1", make_tables(20), keep_versions=3, key=KEY)
+    before = snapshot(tmp_path)
+    boom = OSError("disk full")
+    if where == "duckdb":
+        monkeypatch.setattr(pub.DuckDBFileWriter, "add", _fail_on("golden_id_registry", boom))
+    else:
+        original = pub.write_parquet_file
+
+        def write(table: pa.Table, path: Path, key: bytes | None = None) -> FileDigest:
+            if path.stem == "customer_xref":
+                raise boom
+            return original(table, path, key)
+
+        monkeypatch.setattr(pub, "write_parquet_file", write)
+    with pytest.raises(OSError, match="disk full"):
+        publish_master(tmp_path, "r2", make_tables(30, "b"), keep_versions=3, key=KEY)
+    assert not [t for t in threading.enumerate() if t.name.startswith("publish-duckdb")]  # the loader stopped
+    partial = tmp_path / "versions" / "r2.partial"
+    assert not [p.name for p in partial.iterdir() if p.name.endswith(".tmp")]  # the database was aborted
+    after = snapshot(tmp_path)
+    assert {k: v for k, v in after.items() if not k.startswith("versions/r2.partial")} == before
+    assert current_version(tmp_path) == tmp_path / "versions" / "r1"
+    pub.verify_version(tmp_path / "versions" / "r1")
+    monkeypatch.undo()
+    publish_master(tmp_path, "r2", make_tables(30, "b"), keep_versions=3, key=KEY)
+    assert not partial.exists()
+    with open_master(tmp_path, key=KEY) as con:
+        assert con.execute("SELECT count(*) FROM golden_customer").fetchone() == (30,)
