@@ -167,13 +167,26 @@ def test_writer_loads_tables_from_several_threads_into_one_encrypted_file(tmp_pa
         for name, table in tables.items():
             assert con.execute(f'SELECT count(*) FROM "{name}"').fetchone() == (table.num_rows,)
         assert con.execute("SELECT id_number FROM golden_customer ORDER BY 1").fetchall() == [(i,) for i in RAW_IDS]
-        # loaded in key order: each row group holds its own range of keys, so zone maps can skip the others
+        assert con.execute("SELECT count(*), count(DISTINCT golden_id) FROM big").fetchone() == (300_000, 300_000)
+        assert con.execute("SELECT index_name FROM duckdb_indexes()").fetchall() == [("idx_big_n",)]
+    finally:
+        con.close()
+    assert not list(tmp_path.glob(".*.tmp*"))
+
+
+def test_writer_loads_a_table_in_key_order_so_zone_maps_can_skip_row_groups(tmp_path: Path) -> None:
+    from mdm.crypto import DuckDBFileWriter
+
+    big = pa.table({"golden_id": [f"G{i:07d}" for i in range(300_000, 0, -1)], "n": list(range(300_000))})
+    with DuckDBFileWriter(tmp_path / "m.duckdb", KEY) as writer:
+        writer.add("big", big, (), "golden_id")
+        path = writer.commit()
+    con = connect_duckdb(path, KEY)
+    try:
         ranges = con.execute(
             "SELECT min(golden_id), max(golden_id), count(*) FROM big GROUP BY rowid // 122880 ORDER BY 1"
         ).fetchall()
         assert sum(n for _, _, n in ranges) == 300_000 and len(ranges) == 3
         assert all(hi < lo for (_, hi, _), (lo, _, _) in itertools.pairwise(ranges))
-        assert con.execute("SELECT index_name FROM duckdb_indexes()").fetchall() == [("idx_big_n",)]
     finally:
         con.close()
-    assert not list(tmp_path.glob(".*.tmp*"))
