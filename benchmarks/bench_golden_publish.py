@@ -16,8 +16,8 @@ environment: the files written here are benchmark output, never real data.
 standardized frame, the master tables assembled, the publish; each input is dropped and the
 memory released between these parts, outside the timing, so wall, CPU and peak RSS compare with
 the run report's. It replaces ``assemble`` and ``publish`` and cannot be combined with
-``golden_prev`` (the standardized frame is gone). The standardized records hold their code-like
-columns as categoricals, as ``standardize_records`` gives them. ``--profile`` writes cProfile
+``golden_prev`` (the standardized frame is gone). The standardized records are an Arrow table
+with their code-like columns dictionary-encoded, as ``standardize_records`` gives them. ``--profile`` writes cProfile
 statistics of the assemble and publish steps to a file.
 """
 
@@ -116,7 +116,7 @@ def build_inputs(config: Any, cache: Path) -> None:
     print(f"match done at {time.perf_counter() - t0:.1f} s", flush=True)
     cache.mkdir(parents=True, exist_ok=True)
     pairs = matched.pairs if isinstance(matched.pairs, pa.Table) else pa.Table.from_pandas(matched.pairs)
-    pq.write_table(pa.Table.from_pandas(std, preserve_index=False), cache / "std.parquet")
+    pq.write_table(std, cache / "std.parquet")
     pq.write_table(pairs, cache / "pairs.parquet")
     pq.write_table(pa.Table.from_pandas(matched.clusters, preserve_index=False), cache / "clusters.parquet")
     pq.write_table(pa.Table.from_pandas(matched.review, preserve_index=False), cache / "review.parquet")
@@ -124,14 +124,10 @@ def build_inputs(config: Any, cache: Path) -> None:
 
 
 def load_inputs(cache: Path) -> dict[str, Any]:
-    table = pq.read_table(cache / "std.parquet")
-    std = table.to_pandas()  # dates as datetime.date objects, as standardize gives them
-    for col in ("phones", "quality_flags"):  # Python lists, as standardize gives them
-        std[col] = pd.Series(table.column(col).to_pylist(), dtype=object)
-    std["updated_at"] = std["updated_at"].astype("datetime64[ns]")
-    from pipelines.steps import compact_codes
+    from pipelines.steps import dictionary_codes
 
-    compact_codes(std)  # code-like columns as categoricals, as standardize_records gives them
+    # the standardized records as the flow holds them: Arrow, code-like columns dictionary-encoded
+    std = dictionary_codes(pq.read_table(cache / "std.parquet"))
     return {
         "std": std,
         "pairs": pq.read_table(cache / "pairs.parquet"),
@@ -190,7 +186,7 @@ def nightly_publish(
     def records() -> None:
         std = held["std"]
         made["source_records"] = steps.source_records_table(std)
-        made["keys"] = std[list(steps.RECORD_KEY_COLUMNS)]
+        made["keys"] = steps.standardized_frame(std, steps.RECORD_KEY_COLUMNS)
 
     def assemble() -> Any:
         return steps.assemble_master_tables(

@@ -226,8 +226,8 @@ def match(
         if isinstance(records, pd.DataFrame):  # convert only what the matcher reads (raw columns stay behind)
             columns = used_columns(list(records.columns), config)
             table = prepare_records(pa.Table.from_pandas(records, columns=columns, preserve_index=False))
-        else:
-            table = prepare_records(records)
+        else:  # the same for a table: only the used columns go on
+            table = prepare_records(records.select(used_columns(records.column_names, config)))
     n = table.num_rows
     side = table.select([c for c in ("rid", *_EVIDENCE_COLUMNS) if c in table.column_names])
     record_keys = _record_keys(records, table)

@@ -38,7 +38,7 @@ __all__ = ["LINEAGE_SUFFIXES", "build_golden_records", "prepare_records"]
 LINEAGE_SUFFIXES = ("_source_system", "_source_record_id", "_updated_at")
 
 
-def prepare_records(records: pd.DataFrame) -> Records:
+def prepare_records(records: pd.DataFrame | pa.Table) -> Records:
     """The records as columns (no copy of the frame) with the derived candidate columns the default
     rules read (``phone``: the mobile, else the first phone)."""
     out = Records(records)
@@ -74,6 +74,12 @@ def _take(values: pd.Series, pos: np.ndarray) -> pd.Series:
     return taken.where(pd.Series(pos >= 0), None) if taken.dtype == object else taken.mask(pd.Series(pos < 0))
 
 
+def _take_column(recs: Records, name: str, pos: np.ndarray) -> pd.Series:
+    """``recs[name][pos]`` (null where ``pos`` is -1); Arrow-backed records are taken in Arrow."""
+    taken = recs.take(name, pos)
+    return taken if taken is not None else _take(recs[name], pos)
+
+
 def _golden_codes(recs: Records, xref: pd.DataFrame) -> tuple[np.ndarray, pa.Array]:
     """(golden code per record, -1 without a golden ID; the sorted golden IDs)."""
     keys = pd.Index(xref["record_key"])
@@ -94,7 +100,7 @@ def _golden_codes(recs: Records, xref: pd.DataFrame) -> tuple[np.ndarray, pa.Arr
 
 
 def build_golden_records(
-    records: pd.DataFrame,
+    records: pd.DataFrame | pa.Table,
     xref: pd.DataFrame,
     config: SurvivorshipConfig,
     previous_golden: pd.DataFrame | None,
@@ -115,7 +121,7 @@ def build_golden_records(
     if config.source_trust:
         override = recs["source_system"].map(config.source_trust)
         trust = np.where(override.notna(), override.fillna(0).to_numpy(dtype=np.int64), trust)
-    tiebreak = sorted_factorize(recs["record_key"].to_numpy(dtype=object))[0]
+    tiebreak = sorted_factorize(recs.arrow("record_key"))[0]
     recency = recency_rank(recs)
     flags = flag_pairs(recs, config.flag_columns)
 
@@ -127,16 +133,16 @@ def build_golden_records(
         pos = first_per_group(gcode, validity > 0, keys, tiebreak)
         pos = np.concatenate([pos, np.full(n_golden - len(pos), -1, np.int64)])
         for col in rule.columns:
-            columns[col] = _take(recs[col], pos) if col in recs else _nulls(n_golden)
+            columns[col] = _take_column(recs, col, pos) if col in recs else _nulls(n_golden)
         for suffix, src in zip(LINEAGE_SUFFIXES, ("source_system", "source_record_id", "updated_at"), strict=True):
-            columns[attr + suffix] = _take(recs[src], pos) if src in recs else _nulls(n_golden)
+            columns[attr + suffix] = _take_column(recs, src, pos) if src in recs else _nulls(n_golden)
 
     for name, list_rule in config.lists.items():
         columns[name] = collect_list(recs, list_rule, gcode, n_golden)
 
     names, counts = system_counts(gcode, recs["source_system"], n_golden)
     columns["n_records"] = counts.sum(axis=1).astype(np.int64)
-    columns["systems"] = group_lists(gcode, recs["source_system"].to_numpy(dtype=object), n_golden)
+    columns["systems"] = group_lists(gcode, recs.arrow("source_system"), n_golden)
     for i, system in enumerate(names):
         columns[f"n_{system}"] = counts[:, i].astype(np.int64)
     columns["quality_flags"] = group_lists(gcode[flags[0]], flags[1], n_golden)

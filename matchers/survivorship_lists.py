@@ -98,11 +98,11 @@ def collect_list(records: Records, rule: ListRule, gcode: np.ndarray, n_groups: 
     value_parts: list[pa.Array] = []
     prefix_all = None
     if rule.prefix_column is not None and rule.prefix_column in records:
-        prefix_all = as_strings(records[rule.prefix_column]).fill_null("UNKNOWN")
+        prefix_all = as_strings(records.arrow(rule.prefix_column)).fill_null("UNKNOWN")
     for col in rule.columns:
         if col not in records:
             continue
-        rows, vals = explode_arrow(records[col])
+        rows, vals = explode_arrow(records.arrow(col) if records.is_arrow else records[col])
         mask = ok[rows]
         rows = rows[mask]
         text = as_strings(vals.filter(pa.array(mask)))
@@ -147,7 +147,7 @@ def customer_systems(
     present = g.astype(np.int64) * width + s
     group = np.searchsorted(present, pair_code)
     order = np.lexsort((key_rank[rows], group))
-    ids = as_strings(records["source_record_id"]).take(pa.array(rows[order]))
+    ids = as_strings(records.arrow("source_record_id")).take(pa.array(rows[order]))
     lists = list_array(group[order], ids, len(present))
     return pd.DataFrame(
         {

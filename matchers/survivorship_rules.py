@@ -34,18 +34,31 @@ _MOBILE_E164 = r"^\+861[3-9]\d{9}$"
 class Records(Mapping[str, pd.Series]):
     """The candidate records' columns by position, without copying the frame, plus derived columns.
 
-    Every column reads as a Series with the index ``0..n-1``; ``extra`` columns shadow the frame's.
+    ``frame`` is a pandas frame or an Arrow table (the flow holds the standardized records as
+    Arrow: a third of the memory). Every column reads as a Series with the index ``0..n-1``;
+    an Arrow column is converted when first read and kept (list columns stay Arrow-backed);
+    :meth:`arrow`, :meth:`codes` and :meth:`take` read an Arrow table without making a Python
+    object per record. ``extra`` columns shadow the frame's.
     """
 
-    def __init__(self, frame: pd.DataFrame, extra: Mapping[str, pd.Series] | None = None) -> None:
-        index = frame.index
-        if not (isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1):
-            frame = frame.reset_index(drop=True)
+    def __init__(self, frame: pd.DataFrame | pa.Table, extra: Mapping[str, pd.Series] | None = None) -> None:
+        if isinstance(frame, pd.DataFrame):
+            index = frame.index
+            if not (isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1):
+                frame = frame.reset_index(drop=True)
+            self.n = len(frame)
+            self._names = list(frame.columns)
+        else:
+            self.n = frame.num_rows
+            self._names = list(frame.column_names)
         self.frame = frame
-        self.n = len(frame)
         self._extra = dict(extra or {})
         self._decoded: dict[str, pd.Series] = {}
         self._codes: dict[str, tuple[np.ndarray, pa.Array]] = {}
+
+    @property
+    def is_arrow(self) -> bool:
+        return isinstance(self.frame, pa.Table)
 
     def with_column(self, name: str, values: pd.Series) -> Records:
         return Records(self.frame, {**self._extra, name: values.reset_index(drop=True)})
@@ -53,27 +66,60 @@ class Records(Mapping[str, pd.Series]):
     def __getitem__(self, name: str) -> pd.Series:
         if name in self._extra:
             return self._extra[name]
-        if name in self.frame.columns:
-            column = self.frame[name]
-            if not isinstance(column.dtype, pd.CategoricalDtype):
-                return column
-            # code columns may arrive as categoricals (the flow holds them compact); rules see plain values
+        if name not in self._names:
+            raise KeyError(name)
+        if isinstance(self.frame, pa.Table):
             if name not in self._decoded:
-                self._decoded[name] = column.astype(object)
+                self._decoded[name] = _arrow_to_series(self.arrow(name))
             return self._decoded[name]
-        raise KeyError(name)
+        column = self.frame[name]
+        if not isinstance(column.dtype, pd.CategoricalDtype):
+            return column
+        # code columns may arrive as categoricals (the flow holds them compact); rules see plain values
+        if name not in self._decoded:
+            self._decoded[name] = column.astype(object)
+        return self._decoded[name]
+
+    def arrow(self, name: str) -> pa.Array:
+        """The column as one Arrow array (dictionary columns decoded to their values)."""
+        if isinstance(self.frame, pa.Table) and name not in self._extra and name in self._names:
+            column = self.frame.column(name)
+            arr = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+            return arr.cast(arr.type.value_type) if pa.types.is_dictionary(arr.type) else arr
+        values = self[name]
+        if isinstance(values.dtype, pd.ArrowDtype):
+            held = pa.array(values.array)
+            return held.combine_chunks() if isinstance(held, pa.ChunkedArray) else held
+        return pa.array(values.to_numpy(dtype=object) if values.dtype == object else values, from_pandas=True)
+
+    def take(self, name: str, pos: np.ndarray) -> pd.Series | None:
+        """``column[pos]`` with null where ``pos`` is -1, from an Arrow table (None: not Arrow-backed)."""
+        if not isinstance(self.frame, pa.Table) or name in self._extra or name not in self._names:
+            return None
+        column = self.frame.column(name)
+        index = pa.array(pos, mask=pos < 0, type=pa.int64())
+        taken = column.take(index).combine_chunks()
+        if pa.types.is_dictionary(taken.type):
+            taken = taken.cast(taken.type.value_type)
+        return _arrow_to_series(taken, nullable_scalars=True)
 
     def codes(self, name: str) -> tuple[np.ndarray, pa.Array]:
         """(code per record, distinct values): equal values share a code, null is -1. Computed once per column."""
         if name not in self._codes:
-            plain = name in self._extra or name not in self.frame.columns
-            column = self[name] if plain else self.frame[name]
-            if isinstance(column.dtype, pd.CategoricalDtype):
+            arrow_backed = isinstance(self.frame, pa.Table) and name not in self._extra and name in self._names
+            column = None if arrow_backed else (
+                self[name] if name in self._extra or name not in self._names else self.frame[name]
+            )
+            if column is not None and isinstance(column.dtype, pd.CategoricalDtype):
                 codes = column.cat.codes.to_numpy().astype(np.int64)
                 uniques = pa.array(column.cat.categories.to_numpy(dtype=object), from_pandas=True)
             else:
-                values = column.to_numpy(dtype=object) if column.dtype == object else column
-                encoded = pc.dictionary_encode(pa.array(values, from_pandas=True))
+                if column is None:
+                    values: pa.Array = self.arrow(name)
+                else:
+                    values = pa.array(column.to_numpy(dtype=object) if column.dtype == object else column,
+                                      from_pandas=True)
+                encoded = pc.dictionary_encode(values)
                 codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
                 uniques = encoded.dictionary
             self._codes[name] = (codes, uniques)
@@ -84,14 +130,28 @@ class Records(Mapping[str, pd.Series]):
         return self.codes(name)[0] >= 0
 
     def __contains__(self, name: object) -> bool:
-        return name in self._extra or name in self.frame.columns
+        return name in self._extra or name in self._names
 
     def __iter__(self) -> Iterator[str]:
         yield from self._extra
-        yield from (c for c in self.frame.columns if c not in self._extra)
+        yield from (c for c in self._names if c not in self._extra)
 
     def __len__(self) -> int:
-        return len(set(self.frame.columns) | set(self._extra))
+        return len(set(self._names) | set(self._extra))
+
+
+def _arrow_to_series(arr: pa.Array, nullable_scalars: bool = False) -> pd.Series:
+    """An Arrow column as the Series pandas would hold: text and dates as objects, lists Arrow-backed;
+    with ``nullable_scalars`` (values taken for the golden record) text stays Arrow-backed too and
+    booleans and integers become pandas' nullable types."""
+    if pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
+        return pd.Series(pd.arrays.ArrowExtensionArray(arr))
+    if nullable_scalars and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return pd.Series(pd.arrays.ArrowExtensionArray(arr))  # taken values stay Arrow: no Python string each
+    if nullable_scalars and (pa.types.is_boolean(arr.type) or pa.types.is_integer(arr.type)):
+        mapping = {arr.type: pd.BooleanDtype() if pa.types.is_boolean(arr.type) else pd.Int64Dtype()}
+        return arr.to_pandas(types_mapper=mapping.get)
+    return arr.to_pandas()
 
 
 def _column(records: Records, name: str) -> pd.Series:
@@ -124,12 +184,14 @@ def explode_values(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(rows, dtype=np.int64)[keep], np.asarray(flat, dtype=object)[keep]
 
 
-def explode_arrow(values: pd.Series) -> tuple[np.ndarray, pa.Array]:
+def explode_arrow(values: pd.Series | pa.Array) -> tuple[np.ndarray, pa.Array]:
     """:func:`explode_values` with the values as one Arrow array (converted once, no Python objects made).
 
     Falls back to :func:`explode_values` for a column Arrow cannot type (mixed Python types).
     """
-    if isinstance(values.dtype, pd.ArrowDtype):
+    if isinstance(values, pa.Array):
+        held = values
+    elif isinstance(values.dtype, pd.ArrowDtype):
         held = pa.array(values.array)
     else:
         try:

@@ -76,7 +76,7 @@ class NightlyRun:
             golden = self.golden(std, matched, previous)
             with self.metrics.step("publish"):  # the first master table, so the frame can go
                 source_records = steps.source_records_table(std)
-                keys = std[list(steps.RECORD_KEY_COLUMNS)]
+                keys = steps.standardized_frame(std, steps.RECORD_KEY_COLUMNS)
             del std  # only the record keys are needed from here on
             release_memory("golden IDs")
             tables = self.assemble(keys, matched, golden, quarantine, previous, outcomes, source_records)
@@ -122,11 +122,11 @@ class NightlyRun:
             m.rows_out = canonical.num_rows
         return canonical, quarantine, outcomes
 
-    def standardize(self, canonical: pa.Table, outcomes: dict[str, steps.SourceOutcome]) -> pd.DataFrame:
+    def standardize(self, canonical: pa.Table, outcomes: dict[str, steps.SourceOutcome]) -> pa.Table:
         with self.metrics.step("standardize") as m:
-            std = tasks.standardize(canonical, self.config)
-            m.rows_in, m.rows_out = canonical.num_rows, len(std)
-        counts = std["source_system"].value_counts()
+            std: pa.Table = tasks.standardize(canonical, self.config)
+            m.rows_in, m.rows_out = canonical.num_rows, std.num_rows
+        counts = steps.rows_per_system(std)
         for system, outcome in outcomes.items():
             outcome.rows_standardized = int(counts.get(system, 0))
         steps.check_counts(outcomes)
@@ -148,18 +148,18 @@ class NightlyRun:
         self.report.data_docs = str(self.folder.quality_dir / "index.html")
         return std
 
-    def match(self, std: pd.DataFrame, constraints: Any) -> Any:
+    def match(self, std: pa.Table, constraints: Any) -> Any:
         with self.metrics.step("match + cluster") as m:
             matched: Any = tasks.match(std, self.config, constraints)
-            m.rows_in, m.rows_out = len(std), int(matched.clusters["cluster"].nunique())
+            m.rows_in, m.rows_out = std.num_rows, int(matched.clusters["cluster"].nunique())
         self.report.matching = {k: v for k, v in matched.stats.items() if not k.startswith("time")}
         self.report.review_queue_size = len(matched.review)
         return matched
 
-    def golden(self, std: pd.DataFrame, matched: Any, previous: Any) -> steps.GoldenOutcome:
+    def golden(self, std: pa.Table, matched: Any, previous: Any) -> steps.GoldenOutcome:
         with self.metrics.step("golden IDs + survivorship") as m:
             golden = tasks.golden(std, matched.clusters, previous, self.run_id, self.business_date, self.config)
-            m.rows_in, m.rows_out = len(std), len(golden.golden)
+            m.rows_in, m.rows_out = std.num_rows, len(golden.golden)
         counts = golden.events["event_type"].value_counts() if len(golden.events) else pd.Series(dtype=int)
         self.report.golden = {"golden customers": len(golden.golden)} | {
             f"events {k}": int(v) for k, v in counts.items()

@@ -41,12 +41,12 @@ def extract_source(config: RunConfig, src: SourceConfig, folder: RunFolder) -> t
 
 
 @task(name="standardize", cache_policy=NO_CACHE)
-def standardize(canonical: pa.Table, config: RunConfig) -> pd.DataFrame:
+def standardize(canonical: pa.Table, config: RunConfig) -> pa.Table:
     return steps.standardize_records(canonical, config)
 
 
 @task(name="validate-standardized", cache_policy=NO_CACHE)
-def validate_standardized(std: pd.DataFrame, config: RunConfig, folder: RunFolder) -> dict[str, Any]:
+def validate_standardized(std: pa.Table, config: RunConfig, folder: RunFolder) -> dict[str, Any]:
     return steps.standardized_gates(std, config, folder)
 
 
@@ -63,13 +63,13 @@ def load_constraints(config: RunConfig) -> Any:
 
 
 @task(name="match", cache_policy=NO_CACHE)
-def match(std: pd.DataFrame, config: RunConfig, constraints: Any) -> Any:
+def match(std: pa.Table, config: RunConfig, constraints: Any) -> Any:
     return steps.match_records(std, config, constraints)
 
 
 @task(name="golden-ids-and-survivorship", cache_policy=NO_CACHE)
 def golden(
-    std: pd.DataFrame, clusters: pd.DataFrame, previous: Any, run_id: str, business_date: dt.date, config: RunConfig
+    std: pa.Table, clusters: pd.DataFrame, previous: Any, run_id: str, business_date: dt.date, config: RunConfig
 ) -> steps.GoldenOutcome:
     return steps.build_golden(std, clusters, previous, run_id, business_date, config)
 

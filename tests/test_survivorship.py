@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -48,11 +49,26 @@ def rec(system: str, rid: str, **kw: Any) -> dict[str, Any]:
     return base
 
 
+def same_tables(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    """The two frames hold the same values (as the master stores them: Arrow)."""
+    ta, tb = pa.Table.from_pandas(a, preserve_index=False), pa.Table.from_pandas(b, preserve_index=False)
+    assert ta.column_names == tb.column_names
+    for name in ta.column_names:
+        assert ta[name].to_pylist() == tb[name].to_pylist(), name
+
+
 def golden(rows: list[dict[str, Any]], gids: list[str] | None = None, **kw: Any) -> pd.DataFrame:
+    """Golden records of ``rows``; the same records held as an Arrow table (as the flow holds them) must
+    give the same golden records and customer-360 table."""
     records = pd.DataFrame(rows)
     xref = pd.DataFrame({"record_key": records["record_key"], "golden_id": gids or ["G1"] * len(rows)})
     config = kw.pop("config", SurvivorshipConfig())
-    out, _ = build_golden_records(records, xref, config, kw.pop("previous", None), kw.pop("run_id", "r1"), DAY)
+    previous, run_id = kw.pop("previous", None), kw.pop("run_id", "r1")
+    out, systems = build_golden_records(records, xref, config, previous, run_id, DAY)
+    table = pa.Table.from_pandas(records, preserve_index=False)
+    out_arrow, systems_arrow = build_golden_records(table, xref, config, previous, run_id, DAY)
+    same_tables(out, out_arrow)
+    same_tables(systems, systems_arrow)
     return out.set_index("golden_id")
 
 
@@ -349,6 +365,9 @@ def test_one_row_per_golden_id_winner_is_one_of_its_records_and_row_order_does_n
     shuffled = records.sample(frac=1.0, random_state=seed)
     g2, _ = build_golden_records(shuffled, xref, SurvivorshipConfig(), None, "r1", DAY)
     pd.testing.assert_frame_equal(g1, g2)
+    g3, _ = build_golden_records(pa.Table.from_pandas(shuffled, preserve_index=False), xref, SurvivorshipConfig(),
+                                 None, "r1", DAY)
+    same_tables(g1, g3)  # the same records held in Arrow (as the flow holds them)
     assert sorted(g1["golden_id"]) == sorted(set(gids))
     assert g1["n_records"].sum() == len(rows)
     emails = dict(zip(records["record_key"], records["email"], strict=True))
