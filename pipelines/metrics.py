@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -10,6 +11,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import psutil
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -58,6 +61,9 @@ class RunMetrics:
             metrics.cpu_s = round(time.process_time() - c0, 3)
             metrics.peak_rss_mb = round(max(peak[0], proc.memory_info().rss) / 2**20, 1)
             self._record(metrics)
+            # as each step ends (a run stopped from outside still leaves its finished steps in the log)
+            log.info("step %s: %.1f s wall, %.1f s CPU, peak %.0f MB resident",
+                     name, metrics.wall_s, metrics.cpu_s, metrics.peak_rss_mb)
 
     def _record(self, metrics: StepMetrics) -> None:
         """Append a step; a step measured in several parts (same name) is one row: times add up, peaks max."""

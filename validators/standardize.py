@@ -4,6 +4,10 @@ This module only wires the field-level validators together (each of which normal
 distinct values once) and resolves the cross-field rules: birth date and gender
 declared vs. read from the ID, ID numbers shared by many different names.
 The output is the standardized record of docs/ARCHITECTURE.md §3.
+
+:func:`standardize_table` does the same a chunk of records at a time and returns an Arrow table,
+so that only one chunk is ever held as a pandas frame (see :mod:`validators.standardize_chunks`
+for how the one rule across records, IDs shared by many names, is kept whole-table).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from validators.id_documents import id_columns
 from validators.names import name_columns
 from validators.offload import Offloaded
 from validators.resident_id import shared_id_numbers
+from validators.standardize_chunks import HELD_ID_KEY, ID_FLAG_COUNT, join_chunks, release_heap
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +54,9 @@ class StandardizeRules:
     """Below this many records the second process costs more than it saves."""
     address_chunk: int = 8_192
     """Distinct addresses per unit of work the two processes share (the main process takes over the last units)."""
+    chunk_rows: int = 1_000_000
+    """:func:`standardize_table` standardizes this many records at a time (about 3 GB of pandas frame per
+    million at the peak); a table of at most this many records goes in one piece."""
 
 
 FlagSource = pd.Series | FlagCodes | tuple[np.ndarray | pd.Series, str]
@@ -107,13 +115,49 @@ def standardize(canonical: pa.Table | pd.DataFrame, rules: StandardizeRules | No
         return _standardize(canonical, rules or StandardizeRules())
 
 
-def _standardize(canonical: pa.Table | pd.DataFrame, rules: StandardizeRules) -> pd.DataFrame:
+def standardize_table(
+    canonical: pa.Table, rules: StandardizeRules | None = None, chunk_rows: int | None = None
+) -> pa.Table:
+    """:func:`standardize` as an Arrow table, ``chunk_rows`` (default ``rules.chunk_rows``) records at a time.
+
+    The result equals ``pa.Table.from_pandas(standardize(canonical, rules), preserve_index=False)``
+    (columns, types, values, row order) whatever the chunk size; the schema carries no pandas
+    metadata when there is more than one chunk. Each chunk's frame is freed before the next one;
+    each chunk starts its own second process (when it has ``rules.min_rows_for_workers`` records).
+    """
+    rules = rules or StandardizeRules()
+    size = rules.chunk_rows if chunk_rows is None else chunk_rows
+    if size < 1:
+        raise ValueError(f"chunk_rows must be at least 1, got {size}")
+    n = canonical.num_rows
+    if n <= size:
+        frame = standardize(canonical, rules)
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        del frame
+        return table
+    parts = []
+    for start in range(0, n, size):
+        with paused_gc():
+            frame = _standardize(canonical.slice(start, size), rules, first_rid=start, for_chunks=True)
+            parts.append(pa.Table.from_pandas(frame, preserve_index=False))
+            del frame
+        release_heap()
+        log.info("standardized records %d-%d of %d", start + 1, min(start + size, n), n)
+    return join_chunks(parts, rules.max_names_per_id)
+
+
+def _standardize(
+    canonical: pa.Table | pd.DataFrame, rules: StandardizeRules, first_rid: int = 0, for_chunks: bool = False
+) -> pd.DataFrame:
+    """The standardized records; ``first_rid`` is the first record's ``rid``. ``for_chunks`` adds the
+    temporary columns :func:`validators.standardize_chunks.join_chunks` needs to apply the shared-ID rule
+    over all chunks."""
     n = canonical.num_rows if isinstance(canonical, pa.Table) else len(canonical)
     # started first: the second process's imports and gazetteer load overlap the conversion below
     offloaded = Offloaded(canonical, rules.workers > 1 and n >= rules.min_rows_for_workers, rules.address_chunk)
     try:
         df = _to_pandas(canonical) if isinstance(canonical, pa.Table) else canonical.copy().reset_index(drop=True)
-        df["rid"] = np.arange(n, dtype=np.int64)
+        df["rid"] = np.arange(first_rid, first_rid + n, dtype=np.int64)
         df["record_key"] = df["source_system"].astype(str) + ":" + df["source_record_id"].astype(str)
 
         ids, id_flags = id_columns(df["id_type_declared"], df["id_number_raw"])
@@ -163,6 +207,9 @@ def _standardize(canonical: pa.Table | pd.DataFrame, rules: StandardizeRules) ->
         (cross.dob_conflict, "DOB_CONFLICTS_WITH_ID"),
         (cross.gender_conflict, "GENDER_CONFLICTS_WITH_ID"),
     )
+    if for_chunks:
+        out[HELD_ID_KEY] = ids["id_key"].where(cross.id_placeholder, None)  # the keys nulled here, for the global rule
+        out[ID_FLAG_COUNT] = _leading_flags(_flag_codes(id_flags))
     log.info(
         "standardized %d records: %d valid IDs, %d placeholders, %d valid mobiles",
         n,
@@ -171,6 +218,12 @@ def _standardize(canonical: pa.Table | pd.DataFrame, rules: StandardizeRules) ->
         int(out["mobile"].notna().sum()),
     )
     return out
+
+
+def _leading_flags(flags: FlagCodes) -> np.ndarray:
+    """Per row: how many distinct flags it has from ``flags`` (they lead its merged ``quality_flags``)."""
+    per_combo = [len(dict.fromkeys(f for f in combo if isinstance(f, str))) for combo in flags.combos]
+    return np.asarray(per_combo, dtype=np.int8)[flags.codes] if per_combo else np.zeros(len(flags), dtype=np.int8)
 
 
 @dataclass(frozen=True)
