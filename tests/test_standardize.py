@@ -128,3 +128,10 @@ def test_columns_sent_to_the_second_process_pickle_compactly():
     compact = _compact(sliced)
     assert compact.equals(sliced) and compact.type == sliced.type
     assert len(pickle.dumps(compact)) * 3 < len(pickle.dumps(sliced))
+
+
+def test_no_records_give_an_empty_table_with_every_column():
+    table = _canonical(ROWS)
+    whole = standardize(table)
+    empty = standardize(table.slice(0, 0))
+    assert len(empty) == 0 and list(empty.columns) == list(whole.columns)

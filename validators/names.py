@@ -188,6 +188,8 @@ def name_columns(
         name_idx, latin_idx = np.divmod(pairs, len(luniques) + 1)
         results = [_combine(results[n - 1], latin_results[lat - 1]) for n, lat in zip(name_idx, latin_idx, strict=True)]
     columns = [np.fromiter(col, dtype=object, count=len(results)) for col in zip(*results, strict=True)]
+    if not columns:  # no rows (and no distinct name pair): empty columns, not a failed unpacking
+        columns = [np.empty(0, dtype=object) for _ in NAME_COLUMNS]
     out = {name_col: col[codes] for name_col, col in zip(NAME_COLUMNS[:-1], columns[:-1], strict=True)}
     frame = pd.DataFrame(out, index=name.index, columns=list(NAME_COLUMNS[:-1]))
     combo_of_result, combos = encode_combos(columns[-1])
