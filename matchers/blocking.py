@@ -185,8 +185,11 @@ def _create_keyed(engine: Engine, table: str, rule: BlockingRule, config: MatchC
     hashed = d.hash_key(_key_list(len(keys)))
     # one key per record (rid is the row key) unless a list was exploded
     distinct = "DISTINCT " if rule.explode else ""
+    # with unless_both, nb counts the block's records that hold the condition: the pairs of two such
+    # records are never made, and the pair estimate leaves them out
+    nb = f", count(*) FILTER (WHERE {_BOTH}) OVER (PARTITION BY h) AS nb" if both else ""
     query = (
-        f"CREATE TEMP TABLE {d.quote(out)} AS SELECT *, count(*) OVER (PARTITION BY h) AS n FROM ("
+        f"CREATE TEMP TABLE {d.quote(out)} AS SELECT *, count(*) OVER (PARTITION BY h) AS n{nb} FROM ("
         f"SELECT {distinct}rid{src_col}, {hashed} AS h FROM (SELECT rid{src_col}, {key_cols} FROM ({inner}) AS e) "
         f"AS kk WHERE {not_null}) AS dk"
     )
@@ -211,12 +214,16 @@ def _block_stats(engine: Engine, rule: BlockingRule, config: MatchConfig, keyed:
             f"GROUP BY h"
         )
     else:
-        # every record carries its block size n: a block of n records is n rows adding 1/n each
+        # every record carries its block size n: a block of n records is n rows adding 1/n each;
+        # a block's pairs are sum(n - 1) / 2 over its records, less sum(nb - 1) / 2 over the records
+        # holding unless_both (the pairs of two of them are not made)
         one = d.float64("1")
+        excluded = (f"coalesce(sum(nb - 1) FILTER (WHERE n <= {cap} AND {_BOTH}), 0)"
+                    if rule.unless_both else "0")
         row = engine.sql(
             f"SELECT CAST(round(coalesce(sum({one} / n), 0)) AS BIGINT) AS blocks, "
             f"CAST(coalesce(sum(n - 1), 0) / 2 AS BIGINT) AS before_cap, "
-            f"CAST(coalesce(sum(n - 1) FILTER (WHERE n <= {cap}), 0) / 2 AS BIGINT) AS after_cap, "
+            f"CAST((coalesce(sum(n - 1) FILTER (WHERE n <= {cap}), 0) - {excluded}) / 2 AS BIGINT) AS after_cap, "
             f"CAST(round(coalesce(sum({one} / n) FILTER (WHERE n > {cap}), 0)) AS BIGINT) AS skipped, "
             f"count(*) FILTER (WHERE n > {cap}) AS skipped_records, coalesce(max(n), 0) AS largest "
             f"FROM {d.quote(keyed)}"

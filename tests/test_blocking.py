@@ -328,6 +328,21 @@ def test_unless_both_drops_only_pairs_whose_two_records_meet_it() -> None:
     assert set(as_dict(block(rows, cfg)[0])) == {(0, 2), (0, 3), (1, 2), (1, 3), (2, 3)}
 
 
+def test_refusal_counts_only_the_pairs_unless_both_lets_through() -> None:
+    # one block of 8: 28 pairs, of which the 6 records meeting the condition make 15 that are never built
+    rows = [{"a": "x", "b": "1"}] * 6 + [{"a": "x", "b": "2"}] * 2
+
+    def rules(limit: int) -> Any:
+        return load_match_config({"blocking": {"rules": [
+            {"name": "a", "keys": ["a"], "unless_both": "b = '1'", "max_pairs": limit}]}})
+
+    pairs, report = block(rows, rules(13))
+    assert pairs.num_rows == 13 == report.rule("a").pairs
+    assert report.rule("a").pairs_before_cap == 28
+    with pytest.raises(MatchConfigError, match="'a' would produce 13 pairs, more than max_pairs 12"):
+        block(rows, rules(12))
+
+
 def test_default_rules_skip_placeholders_and_never_pair_on_name_alone() -> None:
     rows = [
         {"id_number": "111111111111111111", "id_placeholder": True, "name_norm": "张伟"},
