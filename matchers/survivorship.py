@@ -16,10 +16,19 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from matchers.survivorship_lists import collect_list, customer_systems, group_lists, sorted_factorize, system_counts
+from matchers.survivorship_lists import (
+    arrow_series,
+    collect_list,
+    customer_systems,
+    group_lists,
+    sorted_factorize,
+    system_counts,
+)
 from matchers.survivorship_rules import (
     Records,
+    explode_arrow,
     explode_values,
     first_per_group,
     flag_pairs,
@@ -42,6 +51,8 @@ def prepare_records(records: pd.DataFrame | pa.Table) -> Records:
     """The records as columns (no copy of the frame) with the derived candidate columns the default
     rules read (``phone``: the mobile, else the first phone)."""
     out = Records(records)
+    if "phone" not in out and out.is_arrow:
+        return out.with_column("phone", _first_phone_arrow(out))
     if "phone" not in out:
         first = np.full(out.n, None, dtype=object)
         if "phones" in out:
@@ -54,6 +65,23 @@ def prepare_records(records: pd.DataFrame | pa.Table) -> Records:
             phone = np.where(pd.notna(mobile), mobile, first)
         out = out.with_column("phone", pd.Series(phone, dtype=object))
     return out
+
+
+def _first_phone_arrow(recs: Records) -> pd.Series:
+    """``phone`` of Arrow-backed records, in Arrow: the mobile, else the first of ``phones``."""
+    first_at = np.full(recs.n, -1, dtype=np.int64)
+    flat: pa.Array = pa.array([], pa.string())
+    if "phones" in recs:
+        rows, flat = explode_arrow(recs.arrow("phones"))
+        rows, at = np.unique(rows, return_index=True)
+        first_at[rows] = at
+    first = flat.take(pa.array(first_at, mask=first_at < 0)) if len(flat) else pa.nulls(recs.n, pa.string())
+    if "mobile" in recs:
+        mobile = recs.arrow("mobile")
+        if pa.types.is_null(mobile.type):  # no mobile anywhere
+            mobile = mobile.cast(pa.string())
+        first = pc.if_else(pc.is_valid(mobile), mobile, first.cast(mobile.type))
+    return arrow_series(first)
 
 
 def _nulls(n: int) -> pd.Series:
@@ -88,15 +116,23 @@ def _golden_codes(recs: Records, xref: pd.DataFrame) -> tuple[np.ndarray, pa.Arr
             "survivorship: the xref names a record_key twice; each record has exactly one golden ID "
             "(build the xref with matchers.golden_ids.assign_golden_ids)"
         )
-    record_keys = recs["record_key"].to_numpy(dtype=object)
     xref_keys = xref["record_key"].to_numpy(dtype=object)
-    if len(xref_keys) == len(record_keys) and (xref_keys == record_keys).all():
-        at = np.arange(len(record_keys))  # the flow's xref lists the records in their own order
+    if len(xref_keys) == recs.n and _same_keys(recs, xref_keys):
+        at = np.arange(recs.n)  # the flow's xref lists the records in their own order
     else:
-        at = keys.get_indexer(record_keys)
+        at = keys.get_indexer(recs["record_key"].to_numpy(dtype=object))
     gids = xref["golden_id"].to_numpy(dtype=object)[np.where(at >= 0, at, 0)]
     gids[at < 0] = None
     return sorted_factorize(gids)
+
+
+def _same_keys(recs: Records, xref_keys: np.ndarray) -> bool:
+    """The records' keys are ``xref_keys`` in the same order (compared in Arrow for Arrow-backed records)."""
+    if recs.is_arrow:
+        mine = recs.arrow("record_key")
+        theirs = pa.array(xref_keys, type=mine.type, from_pandas=True)
+        return bool(theirs.equals(mine))
+    return bool((xref_keys == recs["record_key"].to_numpy(dtype=object)).all())
 
 
 def build_golden_records(

@@ -160,6 +160,22 @@ def _column(records: Records, name: str) -> pd.Series:
     return pd.Series(None, index=pd.RangeIndex(records.n), dtype=object)
 
 
+def _present(records: Records, name: str) -> np.ndarray:
+    """Bool per record: ``name`` holds a value (no Python object per record on Arrow-backed records)."""
+    return records.present(name) if name in records else np.zeros(records.n, dtype=bool)
+
+
+def _mapped(records: Records, name: str, mapping: Mapping[str, int], default: int) -> np.ndarray:
+    """``mapping`` of each record's value of ``name`` (``default`` for null or unmapped): looked up once per
+    distinct value."""
+    if name not in records:
+        return np.full(records.n, default, dtype=np.int64)
+    codes, uniques = records.codes(name)
+    per_value = np.array([mapping.get(str(u), default) if u is not None else default for u in uniques.to_pylist()]
+                         + [default], dtype=np.int64)
+    return per_value[codes]  # code -1 (null) takes the last entry
+
+
 def truthy(values: pd.Series) -> np.ndarray:
     """Bool per row: the value is True (null and False are not)."""
     return values.isin([True]).to_numpy(dtype=bool)
@@ -237,7 +253,7 @@ def validity_score(records: Records, rule: AttributeRule, config: SurvivorshipCo
         valid = truthy(_column(records, "id_valid"))
         placeholder = truthy(_column(records, "id_placeholder"))
         pref = {str(t): len(config.id_type_preference) - i for i, t in enumerate(config.id_type_preference)}
-        rank = _column(records, "id_type").map(pref).fillna(0).to_numpy(dtype=np.int64)
+        rank = _mapped(records, "id_type", pref, 0)
         score = np.where(valid & ~placeholder, 2 + rank, 1) * present
     elif rule.validity == "phone":
         if first in records:
@@ -249,12 +265,11 @@ def validity_score(records: Records, rule: AttributeRule, config: SurvivorshipCo
             mobile = np.zeros(records.n, bool)
         score = np.where(mobile, 2, 1) * present
     elif rule.validity == "address":
-        adcode = _column(records, "adcode").notna().to_numpy()
-        district = _column(records, "district").notna().to_numpy()
+        adcode = _present(records, "adcode")
+        district = _present(records, "district")
         score = (1 + adcode.astype(np.int64) + (adcode & district)) * present
     else:  # han_name
-        script = _column(records, "name_script")
-        score = script.map({"han": 3, "mixed": 2}).fillna(1).to_numpy(dtype=np.int64) * present
+        score = _mapped(records, "name_script", {"han": 3, "mixed": 2}, 1) * present
     return np.asarray(score, dtype=np.int64)
 
 
