@@ -175,7 +175,7 @@ def test_generated_sample_gives_the_same_table_for_any_chunk_size(
 
     monkeypatch.setattr(standardize_chunks, "_mark_placeholders", counting_mark)
     n = table.num_rows
-    for chunk_rows in (n - 1, n // 2 + 1, 997):  # n - 1: a last chunk of one record
+    for chunk_rows in (n - 1, n // 2 + 1, 997):  # chunks of equal size: n - 1 gives two halves
         assert_same(standardize_table(table, rules, chunk_rows=chunk_rows), whole)
     if max_names == 1:  # IDs typed under two spellings of a name across chunks: the global pass had work to do
         assert sum(fixed) > 0
@@ -217,3 +217,19 @@ def test_arrow_shared_rule_agrees_with_the_pandas_one() -> None:
         expected = shared_id_numbers(pd.Series(ids), pd.Series(names), limit).tolist()
         got = standardize_chunks.shared_ids(pa.chunked_array([ids]), pa.chunked_array([names]), limit)
         assert got.to_pylist() == expected
+
+
+def test_chunks_are_of_equal_size_so_no_small_last_chunk_is_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    import validators.standardize as std_module
+
+    sizes: list[int] = []
+    real = std_module._standardize
+
+    def spy(canonical: pa.Table, rules: StandardizeRules, first_rid: int = 0, for_chunks: bool = False) -> object:
+        sizes.append(canonical.num_rows)
+        return real(canonical, rules, first_rid=first_rid, for_chunks=for_chunks)
+
+    monkeypatch.setattr(std_module, "_standardize", spy)
+    table = canonical(ROWS * 3)
+    standardize_table(table, StandardizeRules(workers=1), chunk_rows=table.num_rows - 1)
+    assert len(sizes) == 2 and max(sizes) - min(sizes) <= 1 and sum(sizes) == table.num_rows

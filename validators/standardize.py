@@ -54,9 +54,10 @@ class StandardizeRules:
     """Below this many records the second process costs more than it saves."""
     address_chunk: int = 8_192
     """Distinct addresses per unit of work the two processes share (the main process takes over the last units)."""
-    chunk_rows: int = 1_000_000
-    """:func:`standardize_table` standardizes this many records at a time (about 3 GB of pandas frame per
-    million at the peak); a table of at most this many records goes in one piece."""
+    chunk_rows: int = 1_250_000
+    """:func:`standardize_table` standardizes at most this many records at a time (about 3 GB of pandas
+    frame per million at the peak), in chunks of equal size (so no small last chunk pays for a second
+    process of its own); a table of at most this many records goes in one piece."""
 
 
 FlagSource = pd.Series | FlagCodes | tuple[np.ndarray | pd.Series, str]
@@ -136,6 +137,7 @@ def standardize_table(
         del frame
         return table
     parts = []
+    size = -(-n // -(-n // size))  # equal chunks: ceil(n / number of chunks)
     for start in range(0, n, size):
         with paused_gc():
             frame = _standardize(canonical.slice(start, size), rules, first_rid=start, for_chunks=True)
