@@ -32,7 +32,6 @@ class TableSpec:
     open: bool = False
     required: bool = True  # publish refuses to go without it; optional tables are written empty
     optional: pa.Schema = _NO_COLUMNS  # types of further columns, when present
-    indexes: tuple[str, ...] = ()  # columns given an index in master.duckdb (point look-ups by the web app)
 
 
 def _golden_optional() -> pa.Schema:
@@ -82,7 +81,6 @@ GOLDEN_CUSTOMER = TableSpec(
     ),
     open=True,
     optional=GOLDEN_OPTIONAL,
-    indexes=('golden_id',),
 )
 
 CUSTOMER_XREF = TableSpec(
@@ -97,7 +95,6 @@ CUSTOMER_XREF = TableSpec(
             ("link_weight", pa.float64()),
         ]
     ),
-    indexes=('record_key', 'golden_id'),
 )
 
 GOLDEN_ID_REGISTRY = TableSpec(
@@ -112,7 +109,6 @@ GOLDEN_ID_REGISTRY = TableSpec(
             ("issued_seq", pa.int64()),
         ]
     ),
-    indexes=('golden_id',),
 )
 
 GOLDEN_ID_EVENTS = TableSpec(
@@ -129,7 +125,6 @@ GOLDEN_ID_EVENTS = TableSpec(
         ]
     ),
     required=False,
-    indexes=('golden_id', 'related_golden_id'),
 )
 
 MATCH_LINKS = TableSpec(
@@ -145,7 +140,6 @@ MATCH_LINKS = TableSpec(
     ),
     open=True,
     required=False,
-    indexes=('record_key_l', 'record_key_r'),
 )
 
 REVIEW_QUEUE = TableSpec(
@@ -195,7 +189,6 @@ CUSTOMER_SYSTEMS = TableSpec(
         ]
     ),
     required=False,
-    indexes=('golden_id',),
 )
 
 SOURCE_RECORDS = TableSpec(
@@ -228,7 +221,6 @@ SOURCE_RECORDS = TableSpec(
     ),
     open=True,
     required=False,
-    indexes=('record_key', 'id_number', 'name_norm', 'name_latin_key', 'mobile'),
 )
 
 MASTER_TABLES: dict[str, TableSpec] = {
@@ -246,7 +238,6 @@ MASTER_TABLES: dict[str, TableSpec] = {
         SOURCE_RECORDS,
     )
 }
-INDEXES: dict[str, tuple[str, ...]] = {name: spec.indexes for name, spec in MASTER_TABLES.items() if spec.indexes}
 REQUIRED_TABLES = tuple(name for name, spec in MASTER_TABLES.items() if spec.required)
 
 
