@@ -177,8 +177,8 @@ def nightly_publish(
     input dropped and the memory released between them, outside the timing, as the run does.
     ``held`` (std, matched, golden, quarantine) is emptied. Returns the version and its tables.
     """
+    from mdm.memory import release_memory
     from pipelines import steps
-    from pipelines.memory import release_memory
     from pipelines.publish import publish_master
 
     made: dict[str, Any] = {}

@@ -16,9 +16,9 @@ import pyarrow as pa
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
+from mdm.memory import release_memory
 from pipelines import steps, tasks
 from pipelines.landing import RunFolder
-from pipelines.memory import release_memory
 from pipelines.metrics import RunMetrics
 from pipelines.report import RunReport
 from schemas.settings import RunConfig, load_run_config

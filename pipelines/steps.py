@@ -508,7 +508,7 @@ def source_records_table(std: pa.Table | pd.DataFrame) -> pa.Table:
     the new table does not stack on top of it (1M records: the publish step's peak RSS went from
     4.6 GB, reached here, to the 4.0 GB the step starts with).
     """
-    from pipelines.memory import release_memory
+    from mdm.memory import release_memory
 
     release_memory()
     pa.default_memory_pool().release_unused()

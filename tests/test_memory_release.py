@@ -1,4 +1,4 @@
-"""pipelines.memory: cycles are collected and glibc's heap is trimmed between steps."""
+"""mdm.memory: cycles are collected and glibc's heap is trimmed between steps."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import ctypes.util
 import gc
 import weakref
 
-from pipelines.memory import release_memory
+from mdm.memory import release_memory
 
 
 class _Node:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from mdm.memory import release_memory
 from validators.dates import parse_dates, parse_timestamps
 from validators.flag_codes import FlagCodes, from_mask, from_series, merge_flag_codes
 from validators.gc_pause import paused_gc
@@ -28,7 +29,7 @@ from validators.id_documents import id_columns
 from validators.names import name_columns
 from validators.offload import Offloaded
 from validators.resident_id import shared_id_numbers
-from validators.standardize_chunks import HELD_ID_KEY, ID_FLAG_COUNT, join_chunks, release_heap
+from validators.standardize_chunks import HELD_ID_KEY, ID_FLAG_COUNT, join_chunks
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ def standardize_table(
             frame = _standardize(canonical.slice(start, size), rules, first_rid=start, for_chunks=True)
             parts.append(pa.Table.from_pandas(frame, preserve_index=False))
             del frame
-        release_heap()
+        release_memory()
         log.info("standardized records %d-%d of %d", start + 1, min(start + size, n), n)
     return join_chunks(parts, rules.max_names_per_id)
 

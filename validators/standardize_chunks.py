@@ -12,12 +12,8 @@ placed in ``quality_flags`` where the whole-table merge puts it, right after the
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import logging
 from collections.abc import Sequence
-from functools import lru_cache
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -138,27 +134,3 @@ def _replace_rows(column: pa.ChunkedArray, rows: npt.NDArray[np.int64], values: 
         chunks.append(chunk)
         start = end
     return pa.chunked_array(chunks, type=column.type)
-
-
-@lru_cache(maxsize=1)
-def _libc() -> Any:
-    # the running program's own symbols: glibc's when there is one (ctypes.util.find_library would
-    # start ldconfig, a child of a process that may be holding gigabytes by then)
-    try:
-        lib = ctypes.CDLL(None)
-    except OSError:
-        return None
-    return lib if hasattr(lib, "malloc_trim") else None
-
-
-def release_heap() -> None:
-    """Collect cycles and hand free heap pages back to the OS (glibc ``malloc_trim``, Arrow's pool).
-
-    The same as :func:`pipelines.memory.release_memory`, kept here so that validators/ does not
-    depend on pipelines/.
-    """
-    gc.collect()
-    lib = _libc()
-    if lib is not None:
-        lib.malloc_trim(0)
-    pa.default_memory_pool().release_unused()

@@ -9,7 +9,6 @@ and glibc to give the free pages back (``malloc_trim``); elsewhere glibc's part 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import logging
 from functools import lru_cache
@@ -22,14 +21,13 @@ log = logging.getLogger(__name__)
 
 @lru_cache(maxsize=1)
 def _libc() -> Any:
-    name = ctypes.util.find_library("c")
-    if not name:
-        return None
+    """glibc, from the running program's own symbols (``ctypes.util.find_library`` would start
+    ldconfig: a child of a process that may hold gigabytes by then); None elsewhere."""
     try:
-        lib = ctypes.CDLL(name)
-        return lib if hasattr(lib, "malloc_trim") else None
+        lib = ctypes.CDLL(None)
     except OSError:
         return None
+    return lib if hasattr(lib, "malloc_trim") else None
 
 
 def release_memory(after: str = "") -> bool:
