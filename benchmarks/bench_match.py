@@ -98,11 +98,11 @@ def run_once(persons: int, overrides: dict[str, Any] | None = None) -> dict[str,
 
     from benchmarks.accuracy import evaluate_run
     from matchers.pipeline import match
-    from pipelines.steps import compact_codes
+    from pipelines.steps import dictionary_codes
     from schemas.matching import load_match_config
 
     path = standardized(persons)
-    records = compact_codes(pq.read_table(path).to_pandas())  # as the flow hands them over
+    records = dictionary_codes(pq.read_table(path))  # as the flow hands them over: Arrow
     config = load_match_config(overrides or None)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     with _PeakRss() as rss:
@@ -110,8 +110,8 @@ def run_once(persons: int, overrides: dict[str, Any] | None = None) -> dict[str,
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     clusters = pd.DataFrame(
         {
-            "source_system": records["source_system"].to_numpy(),
-            "source_record_id": records["source_record_id"].to_numpy(),
+            "source_system": records["source_system"].to_numpy(zero_copy_only=False),
+            "source_record_id": records["source_record_id"].to_numpy(zero_copy_only=False),
             "cluster": result.clusters["cluster"].to_numpy(),
         }
     )

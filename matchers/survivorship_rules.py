@@ -106,20 +106,12 @@ class Records(Mapping[str, pd.Series]):
     def codes(self, name: str) -> tuple[np.ndarray, pa.Array]:
         """(code per record, distinct values): equal values share a code, null is -1. Computed once per column."""
         if name not in self._codes:
-            arrow_backed = isinstance(self.frame, pa.Table) and name not in self._extra and name in self._names
-            column = None if arrow_backed else (
-                self[name] if name in self._extra or name not in self._names else self.frame[name]
-            )
-            if column is not None and isinstance(column.dtype, pd.CategoricalDtype):
-                codes = column.cat.codes.to_numpy().astype(np.int64)
-                uniques = pa.array(column.cat.categories.to_numpy(dtype=object), from_pandas=True)
+            raw = self.frame[name] if isinstance(self.frame, pd.DataFrame) and name in self._names else None
+            if name not in self._extra and raw is not None and isinstance(raw.dtype, pd.CategoricalDtype):
+                codes = raw.cat.codes.to_numpy().astype(np.int64)
+                uniques = pa.array(raw.cat.categories.to_numpy(dtype=object), from_pandas=True)
             else:
-                if column is None:
-                    values: pa.Array = self.arrow(name)
-                else:
-                    values = pa.array(column.to_numpy(dtype=object) if column.dtype == object else column,
-                                      from_pandas=True)
-                encoded = pc.dictionary_encode(values)
+                encoded = pc.dictionary_encode(self.arrow(name))
                 codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
                 uniques = encoded.dictionary
             self._codes[name] = (codes, uniques)

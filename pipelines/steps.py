@@ -186,7 +186,7 @@ def rows_per_system(std: pa.Table | pd.DataFrame) -> dict[str, int]:
     return {str(v["values"]): int(v["counts"]) for v in counts.to_pylist()}
 
 
-# Code-like columns with a few hundred values at most: held as pandas categoricals from here on
+# Code-like columns with a few hundred values at most: dictionary-encoded from here on
 # (about 60-80 MB each as Python strings at 1M records, under 2 MB as codes).
 CODE_COLUMNS = (
     "source_system", "source_file", "id_type", "id_type_declared", "id_type_raw", "gender", "gender_raw",
@@ -194,16 +194,8 @@ CODE_COLUMNS = (
 )
 
 
-def compact_codes(std: pd.DataFrame, columns: tuple[str, ...] = CODE_COLUMNS) -> pd.DataFrame:
-    """The standardized frame with its code-like string columns as categoricals (values unchanged)."""
-    for column in columns:
-        if column in std.columns and std[column].dtype == object:
-            std[column] = std[column].astype("category")
-    return std
-
-
 def dictionary_codes(table: pa.Table, columns: tuple[str, ...] = CODE_COLUMNS) -> pa.Table:
-    """``table`` with its code-like text columns dictionary-encoded (the Arrow form of :func:`compact_codes`)."""
+    """``table`` with its code-like text columns dictionary-encoded (a few hundred values at most: codes)."""
     for name in columns:
         if name in table.column_names:
             i = table.column_names.index(name)
@@ -471,11 +463,13 @@ def assemble_master_tables(
     steps can then be released: peak memory).
     """
     pairs = matched.pairs
+    given = source_records is not None
     if source_records is None:
         source_records = source_records_table(std)
     if isinstance(std, pa.Table):
         std = standardized_frame(std, RECORD_KEY_COLUMNS)
-    _check_same_records(std, source_records)
+    if given:  # built by the caller beforehand: it must be of these records
+        _check_same_records(std, source_records)
     review = matched.review.copy()
     if "match_probability" not in review.columns:
         review["match_probability"] = _review_probabilities(review, pairs)
