@@ -94,6 +94,7 @@ class _PeakRss:
 def run_once(persons: int, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Match the cached records of one size in this process; timings, memory and accuracy."""
     import pandas as pd
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from benchmarks.accuracy import evaluate_run
@@ -110,7 +111,7 @@ def run_once(persons: int, overrides: dict[str, Any] | None = None) -> dict[str,
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     clusters = pd.DataFrame(
         {
-            "source_system": records["source_system"].to_numpy(zero_copy_only=False),
+            "source_system": records["source_system"].cast(pa.string()).to_numpy(zero_copy_only=False),
             "source_record_id": records["source_record_id"].to_numpy(zero_copy_only=False),
             "cluster": result.clusters["cluster"].to_numpy(),
         }
