@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from matchers.decisions import Constraints
@@ -159,7 +160,7 @@ def test_twins_stay_apart_and_an_id_less_twin_record_is_split_off(config: MatchC
     pairs = result.pairs.to_pandas()
     keys = result.clusters["record_key"].to_numpy()
     twin_pair = pairs[(keys[pairs["rid_l"]] == "deposit:twin_a") & (keys[pairs["rid_r"]] == "deposit:twin_b")]
-    assert twin_pair["decision"].astype(str).tolist() == ["hard_conflict"]
+    assert twin_pair.empty  # two valid resident IDs: the IDs decide, the blocking rules do not build the pair
     splits = result.review[result.review["reason"] == "cluster_split"]
     assert len(splits) == 1  # the id-less record linked to both; the weaker link was cut
     assert result.stats["links_cut_by_repair"] == 1
@@ -213,3 +214,27 @@ def test_review_when_disagree_must_name_a_comparison(config: MatchConfig) -> Non
     with pytest.raises(MatchConfigError, match="review_when_disagree"):
         match(_to_table(_records(5)), bad)
 
+
+
+def test_dropping_rejected_pairs_changes_nothing_but_the_pairs_kept(config: MatchConfig) -> None:
+    rng = np.random.default_rng(9)
+    frame = _records(150, seed=7)
+    dob = dt.date(1991, 5, 5)
+    a, b = _person(rng, 9001, dob=dob, name="欧阳明"), _person(rng, 9002, dob=dob, name="欧阳明")
+    b.update({k: a[k] for k in ("mobile", "adcode", "district", "road", "house_no", "room", "gender")})
+    extra = [_record(a, "deposit", "twin_a"), _record(b, "deposit", "twin_b"), _record(a, "card", "x", drop_id=True)]
+    frame = pd.concat([frame, pd.DataFrame(extra)], ignore_index=True)
+    constraints = Constraints(
+        cannot_link=pd.DataFrame({"record_key_l": ["deposit:d0"], "record_key_r": ["loan:l0"]}),
+    )
+    full = match(_to_table(frame), config, constraints)
+    lean = match(_to_table(frame), config, constraints, keep_rejected=False)
+    decisions = full.pairs["decision"].cast(pa.string())
+    assert pc.any(pc.equal(decisions, "reject")).as_py()  # the case is not vacuous
+    expected = full.pairs.filter(pc.not_equal(decisions, "reject"))
+    assert lean.pairs.equals(expected)
+    np.testing.assert_array_equal(lean.clusters["cluster"], full.clusters["cluster"])
+    pd.testing.assert_frame_equal(lean.review, full.review)
+    for key in ("pairs_compared", "by_decision", "by_score_band", "links_by_rule", "links_cut_by_repair"):
+        assert lean.stats[key] == full.stats[key]
+    assert lean.stats["pairs_kept"] == expected.num_rows < full.stats["pairs_kept"]
