@@ -206,7 +206,6 @@ def compare_pairs(
             _PAIR: pa.array(np.arange(pairs.num_rows, dtype=np.int64)),
         }
     )
-    engine.register(pairs_name, keys)
     try:
         if materialized:
             recs = records_table_name
@@ -229,10 +228,7 @@ def compare_pairs(
             tf_sql = d.float64(f"CASE WHEN {gamma} = {comp.tf_level()} THEN {value} END")
             outer_cols.append(f"{tf_sql} AS {d.quote('tf_' + comp.name)}")
         query = f"SELECT {', '.join(outer_cols)} FROM ({inner}) AS g"
-        try:
-            scored = engine.sql(query)
-        except EngineError as e:
-            raise MatchConfigError(f"comparisons cannot run (check custom SQL and column types): {e}") from e
+        scored = _in_batches(engine, query, pairs_name, keys, config.compare_batch_pairs)
     finally:
         for name in created:
             engine.unregister(name)
@@ -249,6 +245,23 @@ def compare_pairs(
     )
     log.info("comparisons: %d pairs scored on %d comparison(s)", out.num_rows, len(config.comparisons))
     return out
+
+
+def _in_batches(engine: Engine, query: str, pairs_name: str, keys: pa.Table, batch: int) -> pa.Table:
+    """``query`` over ``keys`` registered as ``pairs_name``, ``batch`` pairs at a time, results concatenated.
+
+    One query over every pair builds its joins over all of them (at 10M records, 18M pairs:
+    gigabytes the engine must spill); a batch of pairs is the small side of both joins and the
+    records are scanned once per batch.
+    """
+    parts: list[pa.Table] = []
+    try:
+        for start in range(0, max(keys.num_rows, 1), batch):
+            engine.register(pairs_name, keys.slice(start, batch))
+            parts.append(engine.sql(query))
+    except EngineError as e:
+        raise MatchConfigError(f"comparisons cannot run (check custom SQL and column types): {e}") from e
+    return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
 
 
 def materialize_records(

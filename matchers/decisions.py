@@ -64,21 +64,40 @@ class Constraints:
         """No steward decisions."""
         return cls()
 
-    def rid_pairs(self, record_keys: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """(must, cannot) as ``rid_l < rid_r`` frames; pairs naming unknown records are dropped."""
-        index = pd.Series(np.arange(len(record_keys), dtype=np.int64), index=record_keys.to_numpy())
-        return _to_rids(self.must_link, index, "must_link"), _to_rids(self.cannot_link, index, "cannot_link")
+    def rid_pairs(self, record_keys: pa.Array | pa.ChunkedArray | pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(must, cannot) as ``rid_l < rid_r`` frames; pairs naming unknown records are dropped.
+
+        ``record_keys``: the key of each rid. Only the keys the constraints name are looked up
+        (in Arrow): no per-record index is built, and none at all without constraints.
+        """
+        return (
+            _to_rids(self.must_link, record_keys, "must_link"),
+            _to_rids(self.cannot_link, record_keys, "cannot_link"),
+        )
 
 
-def _to_rids(frame: pd.DataFrame, index: pd.Series, what: str) -> pd.DataFrame:
+def _key_array(record_keys: pa.Array | pa.ChunkedArray | pd.Series) -> pa.Array | pa.ChunkedArray:
+    if isinstance(record_keys, pd.Series):
+        return pa.array(record_keys.to_numpy(dtype=object), pa.string(), from_pandas=True)
+    return record_keys
+
+
+def _positions(named: pd.Series, record_keys: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The rid of each named key (first occurrence), -1 where no record has it."""
+    found = pc.index_in(pa.array(named.to_numpy(dtype=object), record_keys.type, from_pandas=True), record_keys)
+    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _to_rids(frame: pd.DataFrame, record_keys: pa.Array | pa.ChunkedArray | pd.Series, what: str) -> pd.DataFrame:
     if frame is None or len(frame) == 0:
         return pd.DataFrame({"rid_l": np.empty(0, np.int64), "rid_r": np.empty(0, np.int64)})
-    a = index.reindex(frame["record_key_l"].to_numpy()).to_numpy()
-    b = index.reindex(frame["record_key_r"].to_numpy()).to_numpy()
-    ok = ~(np.isnan(a) | np.isnan(b)) & (a != b)
+    keys = _key_array(record_keys)
+    a = _positions(frame["record_key_l"], keys)
+    b = _positions(frame["record_key_r"], keys)
+    ok = (a >= 0) & (b >= 0) & (a != b)
     if (~ok).any():
         log.warning("%s: %d pair(s) name unknown records (or the same record twice) and are ignored", what, (~ok).sum())
-    a, b = a[ok].astype(np.int64), b[ok].astype(np.int64)
+    a, b = a[ok], b[ok]
     out = pd.DataFrame({"rid_l": np.minimum(a, b), "rid_r": np.maximum(a, b)})
     return out.drop_duplicates(ignore_index=True)
 
@@ -284,12 +303,20 @@ def decision_labels(codes: np.ndarray) -> pd.Categorical[str]:
     return pd.Categorical.from_codes(codes.astype(np.int64), categories=pd.Index(list(DECISIONS)))
 
 
+def _keys_at(record_keys: np.ndarray | pa.Array | pa.ChunkedArray, rid: np.ndarray) -> np.ndarray:
+    """The keys of the given rids as Python strings (review items are few; the keys stay Arrow)."""
+    if isinstance(record_keys, np.ndarray):
+        return record_keys[rid]
+    taken = record_keys.take(pa.array(np.asarray(rid, dtype=np.int64)))
+    return np.asarray(taken.to_pylist(), dtype=object)
+
+
 def review_items(
     rid_l: np.ndarray,
     rid_r: np.ndarray,
     match_weight: np.ndarray,
     reason: np.ndarray,
-    record_keys: np.ndarray,
+    record_keys: np.ndarray | pa.Array | pa.ChunkedArray,
     config: ScoringConfig,
 ) -> pd.DataFrame:
     """The steward's queue: one row per pair, most urgent first.
@@ -303,8 +330,8 @@ def review_items(
         {
             "rid_l": rid_l.astype(np.int64),
             "rid_r": rid_r.astype(np.int64),
-            "record_key_l": record_keys[rid_l],
-            "record_key_r": record_keys[rid_r],
+            "record_key_l": _keys_at(record_keys, rid_l),
+            "record_key_r": _keys_at(record_keys, rid_r),
             "match_weight": match_weight.astype(np.float64),
             "reason": reason.astype(object),
             "priority": priority,

@@ -96,13 +96,21 @@ _DUCKDB_TYPES: dict[pa.DataType, str] = {
 
 
 class DuckDBEngine(Engine):
-    """In-process DuckDB. ``threads`` / ``memory_limit`` default to DuckDB's own settings."""
+    """In-process DuckDB. ``threads`` / ``memory_limit`` default to DuckDB's own settings.
+
+    DuckDB's default memory limit is 80% of the machine's RAM, on top of what the Python
+    process already holds: a large run then meets the kernel's OOM killer before DuckDB ever
+    spills. ``memory_limit`` (e.g. ``"6GB"``) caps DuckDB's buffer pool, and joins, sorts and
+    aggregates that outgrow it spill to ``temp_directory`` (which should be a private folder:
+    spilled blocks hold record values).
+    """
 
     def __init__(
         self,
         threads: int | None = None,
         memory_limit: str | None = None,
         *,
+        temp_directory: str | None = None,
         connection: duckdb.DuckDBPyConnection | None = None,
     ) -> None:
         self.dialect = DuckDBDialect()
@@ -113,6 +121,8 @@ class DuckDBEngine(Engine):
         if memory_limit is not None:
             self._con.execute("SELECT 1")  # fail early on a closed connection
             self._con.execute(f"SET memory_limit = '{_sql_literal(memory_limit)}'")
+        if temp_directory is not None:
+            self._con.execute(f"SET temp_directory = '{_sql_literal(temp_directory)}'")
         self._registered: set[str] = set()
         register_similarity_functions(self)
 

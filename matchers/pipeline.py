@@ -26,7 +26,7 @@ from matchers.blocking import blocking_columns, generate_candidate_pairs
 from matchers.clustering import connected_components, repair_clusters
 from matchers.comparisons import compare_pairs, comparison_level_labels, materialize_records, walk_levels
 from matchers.engine import DuckDBEngine, Engine
-from matchers.scoring import FSModel, Scores, sample_random_pairs, score_pairs, train_model
+from matchers.scoring import FSModel, Scores, bayes_factors, sample_random_pairs, score_pairs, train_model
 from mdm.errors import MatchConfigError, MdmError
 from schemas.matching import CustomLevel, MatchConfig
 
@@ -116,14 +116,18 @@ def used_columns(names: Sequence[str], config: MatchConfig) -> list[str]:
     return [c for c in names if c in used]
 
 
-def _record_keys(records: pd.DataFrame | pa.Table, table: pa.Table) -> np.ndarray:
-    """``record_key`` per rid as Python strings, taken from the caller's frame when it has them."""
+def _record_keys(records: pd.DataFrame | pa.Table, table: pa.Table) -> pa.Array:
+    """``record_key`` per rid as one Arrow string array, taken from the caller's frame when it has them.
+
+    The keys stay in Arrow (10M keys as Python strings hold about 0.8 GB for the rest of the run).
+    """
     if isinstance(records, pd.DataFrame) and "record_key" in records.columns:
         keys = np.empty(table.num_rows, dtype=object)
         rid = records["rid"].to_numpy(np.int64) if "rid" in records.columns else np.arange(len(records))
         keys[rid] = records["record_key"].to_numpy(object)
-        return keys
-    return table["record_key"].to_numpy(zero_copy_only=False).astype(object)
+        return pa.array(keys, pa.string(), from_pandas=True)
+    column = table["record_key"]
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
 
 
 def _extra_pairs(candidates: pa.Table, extra: list[tuple[str, pd.DataFrame]], n: int) -> pa.Table:
@@ -217,8 +221,16 @@ def match(
     config: MatchConfig,
     constraints: dec.Constraints | None = None,
     engine: Engine | None = None,
+    *,
+    keep_rejected: bool = True,
 ) -> MatchResult:
-    """Link the records: scored pairs with decisions, clusters (every record), review queue, model."""
+    """Link the records: scored pairs with decisions, clusters (every record), review queue, model.
+
+    ``keep_rejected=False``: ``pairs`` holds only the pairs decided other than ``reject`` (what
+    the master publishes as match links). The rejected pairs are dropped as soon as they are
+    decided, before clustering: at 10M records they are about 70% of the compared pairs, and
+    the nightly run keeps the pairs until publish. Statistics still count every compared pair.
+    """
     _check_scoring_names(config)
     timer = _Timer()
     scoring = config.scoring
@@ -247,7 +259,7 @@ def match(
         with timer.step("extra_pairs"):
             codes = dec.id_key_codes(side, scoring.hard_evidence)
             det_edges = dec.star_edges(codes)
-            must, cannot = (constraints or dec.Constraints()).rid_pairs(pd.Series(record_keys))
+            must, cannot = (constraints or dec.Constraints()).rid_pairs(record_keys)
             extra = [("id_key_link", det_edges), ("must_link", must), ("cannot_link", cannot)]
             pairs = _extra_pairs(candidates, extra, max(n, 1))
         with timer.step("comparisons"):
@@ -270,7 +282,8 @@ def match(
             for c in config.comparisons
             if f"tf_{c.name}" in compared.column_names
         }
-        scores = score_pairs(model, gammas, tfs, scoring.term_frequency)
+        scores = score_pairs(model, gammas, tfs, scoring.term_frequency, with_bf=False)
+        del tfs
     with timer.step("decisions"):
         evidence = dec.RecordEvidence.from_records(side)
         hard = dec.hard_conflicts(evidence, rid_l, rid_r, scoring.hard_evidence)
@@ -285,6 +298,26 @@ def match(
             cannot_link=cannot_mask,
             review_only=_full_disagreement(gammas, scoring.review_when_disagree),
         )
+        del hard, must_mask, cannot_mask, deterministic
+    n_compared = compared.num_rows
+    compared = compared.select(["rid_l", "rid_r", "rules", *(f"gamma_{c.name}" for c in config.comparisons)])
+    by_score_band = _band_counts(scores.match_weight, scoring.score_bands)
+    n_rejected = 0
+    if not keep_rejected:  # every later step reads only the pairs with another decision
+        kept = np.flatnonzero(decision != dec.CODE["reject"])
+        n_rejected = len(decision) - len(kept)
+        compared = compared.take(pa.array(kept))
+        rid_l, rid_r, decision = rid_l[kept], rid_r[kept], decision[kept]
+        gammas = {k: v[kept] for k, v in gammas.items()}
+        scores = Scores(
+            bf={},
+            tf_adjustment=scores.tf_adjustment[kept],
+            match_weight=scores.match_weight[kept],
+            match_probability=scores.match_probability[kept],
+        )
+        del kept
+    scores.bf.update(bayes_factors(model, gammas))
+    del gammas
     with timer.step("clustering"):
         labels, split = _cluster(n, rid_l, rid_r, scores.match_weight, decision, cannot, evidence, config)
         split_reason = np.zeros(len(decision), bool)
@@ -297,17 +330,27 @@ def match(
         rid_l[review_mask], rid_r[review_mask], scores.match_weight[review_mask], reason, record_keys, scoring
     )
     out_pairs = _pairs_table(compared, config, scores, decision)
-    clusters = pd.DataFrame({"rid": np.arange(n, dtype=np.int64), "record_key": record_keys, "cluster": labels})
+    del compared, scores
+    clusters = pd.DataFrame(
+        {
+            "rid": np.arange(n, dtype=np.int64),
+            "record_key": pd.arrays.ArrowExtensionArray(record_keys),
+            "cluster": labels,
+        }
+    )
     accepted = dec.is_accepted(decision)
     cluster_sizes = np.bincount(labels, minlength=1) if n else np.zeros(1, np.int64)
+    by_decision = {d: int((decision == dec.CODE[d]).sum()) for d in dec.DECISIONS}
+    by_decision["reject"] += n_rejected
     stats: dict[str, Any] = {
         "records": n,
         "candidate_pairs": candidates.num_rows,
-        "pairs_compared": compared.num_rows,
+        "pairs_compared": n_compared,
+        "pairs_kept": out_pairs.num_rows,
         "extra_pairs": pairs.num_rows - candidates.num_rows,
-        "links_by_rule": _links_by_rule(compared["rules"], accepted),
-        "by_decision": {d: int((decision == dec.CODE[d]).sum()) for d in dec.DECISIONS},
-        "by_score_band": _band_counts(scores.match_weight, scoring.score_bands),
+        "links_by_rule": _links_by_rule(out_pairs["rules"], accepted),
+        "by_decision": by_decision,
+        "by_score_band": by_score_band,
         "review_items": {r: int((review["reason"] == r).sum()) for r in (dec.REVIEW_BETWEEN, dec.REVIEW_SPLIT)},
         "clusters": int((cluster_sizes > 0).sum()),
         "largest_cluster": int(cluster_sizes.max()),
@@ -318,7 +361,7 @@ def match(
     }
     log.info(
         "match: %d records, %d pairs compared, %d accepted links, %d clusters, %d review items",
-        n, compared.num_rows, int(accepted.sum()), stats["clusters"], len(review),
+        n, n_compared, int(accepted.sum()), stats["clusters"], len(review),
     )  # fmt: skip
     return MatchResult(
         pairs=out_pairs,

@@ -363,13 +363,30 @@ class Scores:
     match_probability: np.ndarray
 
 
+def bayes_factors(model: FSModel, gammas: GammaColumns) -> dict[str, np.ndarray]:
+    """bf_<cmp> (log2) of each pair: a look-up of its gamma level (0 where the comparison is null)."""
+    return {cmp.name: _bayes_factor(cmp, gammas[cmp.name]) for cmp in model.comparisons}
+
+
+def _bayes_factor(cmp: ComparisonModel, g: np.ndarray) -> np.ndarray:
+    table = cmp.bayes_factors()
+    return np.where(g >= 0, table[np.clip(g, 0, cmp.n_levels - 1).astype(np.int64)], 0.0)
+
+
 def score_pairs(
     model: FSModel,
     gammas: GammaColumns,
     tfs: GammaColumns | None = None,
     tf_config: TermFrequencyConfig | None = None,
+    *,
+    with_bf: bool = True,
 ) -> Scores:
-    """Per-comparison Bayes factors (bf_<cmp>, log2), TF adjustment, match weight and probability."""
+    """Per-comparison Bayes factors (bf_<cmp>, log2), TF adjustment, match weight and probability.
+
+    ``with_bf=False`` leaves ``bf`` empty: one float64 per pair and comparison is the largest
+    thing scoring makes, and a caller that keeps only some pairs computes it for those
+    (:func:`bayes_factors`).
+    """
     tf_config = tf_config or TermFrequencyConfig()
     n = len(next(iter(gammas.values()))) if gammas else 0
     weight = np.full(n, model.prior_weight)
@@ -377,9 +394,9 @@ def score_pairs(
     bfs: dict[str, np.ndarray] = {}
     for cmp in model.comparisons:
         g = gammas[cmp.name]
-        table = cmp.bayes_factors()
-        bf = np.where(g >= 0, table[np.clip(g, 0, cmp.n_levels - 1).astype(np.int64)], 0.0)
-        bfs[cmp.name] = bf
+        bf = _bayes_factor(cmp, g)
+        if with_bf:
+            bfs[cmp.name] = bf
         weight += bf
         if tf_config.enabled and cmp.tf and tfs is not None and cmp.name in tfs:
             tf_total += term_frequency_adjustment(g, np.asarray(tfs[cmp.name], np.float64), cmp, tf_config)

@@ -76,7 +76,7 @@ class NightlyRun:
             golden = self.golden(std, matched, previous)
             with self.metrics.step("publish"):  # the first master table, so the frame can go
                 source_records = steps.source_records_table(std)
-                keys = steps.standardized_frame(std, steps.RECORD_KEY_COLUMNS)
+                keys = std.select(list(steps.RECORD_KEY_COLUMNS))
             del std  # only the record keys are needed from here on
             release_memory("golden IDs")
             tables = self.assemble(keys, matched, golden, quarantine, previous, outcomes, source_records)
@@ -150,7 +150,7 @@ class NightlyRun:
 
     def match(self, std: pa.Table, constraints: Any) -> Any:
         with self.metrics.step("match + cluster") as m:
-            matched: Any = tasks.match(std, self.config, constraints)
+            matched: Any = tasks.match(std, self.config, constraints, self.folder.root)
             m.rows_in, m.rows_out = std.num_rows, int(matched.clusters["cluster"].nunique())
         self.report.matching = {k: v for k, v in matched.stats.items() if not k.startswith("time")}
         self.report.review_queue_size = len(matched.review)
@@ -168,7 +168,7 @@ class NightlyRun:
 
     def assemble(
         self,
-        keys: pd.DataFrame,
+        keys: pa.Table,
         matched: Any,
         golden: steps.GoldenOutcome,
         quarantine: pa.Table,

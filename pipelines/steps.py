@@ -11,7 +11,7 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -247,12 +247,25 @@ def load_constraints(state_dir: Path) -> Any:
     return Constraints(must_link=must, cannot_link=cannot)
 
 
-def match_records(std: pa.Table | pd.DataFrame, config: RunConfig, constraints: Any) -> Any:
+def match_records(
+    std: pa.Table | pd.DataFrame, config: RunConfig, constraints: Any, run_root: Path | None = None
+) -> Any:
+    """Link the standardized records; the engine's buffers are capped (``resources``) and spill under
+    ``run_root`` (the run folder; a temporary folder when None)."""
+    from matchers.engine import DuckDBEngine
     from matchers.pipeline import match
+    from pipelines.resources import engine_memory_limit, spill_folder
     from schemas.matching import load_match_config
 
     match_config = load_match_config(config.model.matching or None)
-    return match(std, match_config, constraints)
+    res = config.model.resources
+    limit = engine_memory_limit(res.match_engine_memory)
+    with (
+        spill_folder(run_root) as spill,
+        DuckDBEngine(res.match_engine_threads, limit, temp_directory=str(spill)) as engine,
+    ):
+        log.info("match engine: memory limit %s, threads %s", limit, res.match_engine_threads or "one per core")
+        return match(std, match_config, constraints, engine=engine, keep_rejected=False)
 
 
 @dataclass
@@ -328,7 +341,33 @@ def _decision_filter(table: pa.Table, decisions: tuple[str, ...]) -> pa.Table:
 _LINK_TYPES = np.array(["singleton", "auto", "deterministic", "must_link"], dtype=object)
 
 
-def _strongest_links(std: pd.DataFrame, pairs: pa.Table | pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+StdRecords: TypeAlias = "pa.Table | pd.DataFrame"
+
+
+def _rids(std: StdRecords) -> np.ndarray:
+    return std["rid"].to_numpy() if isinstance(std, pd.DataFrame) else std.column("rid").to_numpy()
+
+
+def _arrow_column(std: StdRecords, name: str) -> pa.Array | pa.ChunkedArray:
+    """A text column of the records as Arrow (plain strings; Python strings are converted once)."""
+    if isinstance(std, pd.DataFrame):
+        return pa.array(std[name].to_numpy(dtype=object), pa.string(), from_pandas=True)
+    column = std.column(name)
+    return column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
+
+
+def _positions(row_rids: np.ndarray, rids: np.ndarray) -> np.ndarray:
+    """The row of each of ``rids`` among rows holding ``row_rids`` (-1 where none).
+
+    The flow's rids are the row numbers 0..n-1: then no hash index is built (10M records).
+    """
+    n = len(row_rids)
+    if n and row_rids[0] == 0 and row_rids[-1] == n - 1 and bool((np.diff(row_rids) == 1).all()):
+        return np.where((rids >= 0) & (rids < n), rids, -1)
+    return pd.Index(row_rids).get_indexer(rids)
+
+
+def _strongest_links(std: StdRecords, pairs: pa.Table | pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Per record of ``std`` (in its row order): the code in :data:`_LINK_TYPES` and the weight of
     its strongest accepted link (0 and NaN for a singleton). See :func:`record_links`."""
     rank = {"must_link": 3, "deterministic": 2, "auto": 1}
@@ -343,61 +382,74 @@ def _strongest_links(std: pd.DataFrame, pairs: pa.Table | pd.DataFrame) -> tuple
     rid, rk, weight = rid[order], rk[order], weight[order]
     first = np.ones(len(rid), dtype=bool)
     first[1:] = rid[1:] != rid[:-1]
-    at = pd.Index(std["rid"].to_numpy()).get_indexer(rid[first])
+    row_rids = _rids(std)
+    at = _positions(row_rids, rid[first])
     ok = at >= 0
-    link_code = np.zeros(len(std), dtype=np.int64)
-    link_weight = np.full(len(std), np.nan)
+    link_code = np.zeros(len(row_rids), dtype=np.int64)
+    link_weight = np.full(len(row_rids), np.nan)
     link_code[at[ok]] = rk[first][ok]
     link_weight[at[ok]] = weight[first][ok]
     return link_code, link_weight
 
 
-def record_links(std: pd.DataFrame, pairs: pa.Table | pd.DataFrame) -> pd.DataFrame:
+def record_links(std: StdRecords, pairs: pa.Table | pd.DataFrame) -> pd.DataFrame:
     """How each record was linked: its strongest accepted link (or 'singleton').
 
     Strongest: must_link, then deterministic, then auto; among equals the highest weight.
     One sort over integer codes, no string work per pair.
     """
     link_code, link_weight = _strongest_links(std, pairs)
+    frame = standardized_frame(std, RECORD_KEY_COLUMNS)
     return pd.DataFrame(
         {
-            "rid": std["rid"].to_numpy(),
-            "record_key": std["record_key"].to_numpy(),
-            "source_system": std["source_system"].to_numpy(),
-            "source_record_id": std["source_record_id"].to_numpy(),
+            "rid": frame["rid"].to_numpy(),
+            "record_key": frame["record_key"].to_numpy(),
+            "source_system": frame["source_system"].to_numpy(),
+            "source_record_id": frame["source_record_id"].to_numpy(),
             "link_type": _LINK_TYPES[link_code],
             "link_weight": link_weight,
         }
     )
 
 
+def _golden_ids_of(keys: pa.Array | pa.ChunkedArray, golden_xref: pd.DataFrame) -> pa.Array | pa.ChunkedArray:
+    """The golden ID of each record key (null where the xref has none), in Arrow.
+
+    The flow's xref lists the records in their own order: then its golden IDs are taken as
+    they are, without a look-up (Arrow-backed columns are not copied).
+    """
+    xref_keys = pa.array(golden_xref["record_key"], type=pa.string(), from_pandas=True)
+    gids = pa.array(golden_xref["golden_id"], type=pa.string(), from_pandas=True)
+    flat = pa.concat_arrays(keys.chunks) if isinstance(keys, pa.ChunkedArray) else keys
+    if len(xref_keys) == len(flat) and xref_keys.equals(flat):
+        return gids
+    return gids.take(pc.index_in(keys, value_set=xref_keys))
+
+
 def xref_table(
-    std: pd.DataFrame, pairs: pa.Table | pd.DataFrame, golden_xref: pd.DataFrame, source_records: pa.Table
+    std: StdRecords, pairs: pa.Table | pd.DataFrame, golden_xref: pd.DataFrame, source_records: pa.Table
 ) -> pa.Table:
     """The ``customer_xref`` master table as Arrow: every record with its golden ID and strongest link.
 
     The record's keys are taken from ``source_records`` (already Arrow, the same rows as
-    ``std`` in the same order: :func:`source_records_table` of the same frame), so they are
-    not converted from Python strings a second time. Missing weights and golden IDs are nulls.
+    ``std`` in the same order: :func:`source_records_table` of the same records), so they are
+    not converted a second time. Missing weights and golden IDs are nulls.
     """
     link_code, link_weight = _strongest_links(std, pairs)
-    at = pd.Index(golden_xref["record_key"]).get_indexer(std["record_key"])
-    golden_id = golden_xref["golden_id"].to_numpy(dtype=object)[np.where(at >= 0, at, 0)]
-    golden_id[at < 0] = None
     link_type = pa.DictionaryArray.from_arrays(pa.array(link_code, pa.int8()), pa.array(_LINK_TYPES, pa.string()))
     return pa.table(
         {
             "source_system": source_records.column("source_system"),
             "source_record_id": source_records.column("source_record_id"),
             "record_key": source_records.column("record_key"),
-            "golden_id": pa.array(golden_id, pa.string(), from_pandas=True),
+            "golden_id": _golden_ids_of(source_records.column("record_key"), golden_xref),
             "link_type": link_type.cast(pa.string()),
             "link_weight": pa.array(link_weight, pa.float64(), from_pandas=True),
         }
     )
 
 
-def _check_same_records(std: pd.DataFrame, source_records: pa.Table) -> None:
+def _check_same_records(std: StdRecords, source_records: pa.Table) -> None:
     """Raise unless ``source_records`` holds ``std``'s records in ``std``'s order (checked on a sample of rows)."""
     n = len(std)
     if source_records.num_rows != n:
@@ -405,9 +457,9 @@ def _check_same_records(std: pd.DataFrame, source_records: pa.Table) -> None:
             f"the source_records table has {source_records.num_rows} rows for {n} standardized records; "
             "build it with source_records_table from the same frame"
         )
-    probe = np.unique(np.linspace(0, n - 1, num=min(n, 1024)).astype(np.int64))
-    expected = std["record_key"].to_numpy(dtype=object)[probe].tolist()
-    if source_records.column("record_key").take(pa.array(probe)).to_pylist() != expected:
+    probe = pa.array(np.unique(np.linspace(0, n - 1, num=min(n, 1024)).astype(np.int64)))
+    expected = _arrow_column(std, "record_key").take(probe).to_pylist()
+    if source_records.column("record_key").take(probe).to_pylist() != expected:
         raise MdmError(
             "the source_records table is not in the order of the standardized records; "
             "build it with source_records_table from the same frame"
@@ -427,7 +479,7 @@ def _review_probabilities(review: pd.DataFrame, pairs: pa.Table | pd.DataFrame) 
 
 
 def link_table(
-    std: pd.DataFrame,
+    std: StdRecords,
     pairs: pa.Table | pd.DataFrame,
     decisions: tuple[str, ...],
     record_keys: pa.ChunkedArray | pa.Array | None = None,
@@ -436,11 +488,11 @@ def link_table(
 
     ``record_keys``: ``std``'s record keys already as Arrow (same order), so they are not converted again.
     """
-    keys = record_keys if record_keys is not None else pa.array(std["record_key"].to_numpy(dtype=object), pa.string())
-    by_rid = pd.Index(std["rid"].to_numpy())
+    keys = record_keys if record_keys is not None else _arrow_column(std, "record_key")
+    row_rids = _rids(std)
     sel = _decision_filter(_pairs_table(pairs), decisions)
-    left = keys.take(pa.array(by_rid.get_indexer(sel["rid_l"].to_numpy())))
-    right = keys.take(pa.array(by_rid.get_indexer(sel["rid_r"].to_numpy())))
+    left = keys.take(pa.array(_positions(row_rids, sel["rid_l"].to_numpy())))
+    right = keys.take(pa.array(_positions(row_rids, sel["rid_r"].to_numpy())))
     rest = sel.drop_columns([c for c in ("rid_l", "rid_r") if c in sel.column_names])
     return rest.add_column(0, "record_key_l", left).add_column(1, "record_key_r", right)
 
@@ -467,7 +519,7 @@ def assemble_master_tables(
     if source_records is None:
         source_records = source_records_table(std)
     if isinstance(std, pa.Table):
-        std = standardized_frame(std, RECORD_KEY_COLUMNS)
+        std = std.select(list(RECORD_KEY_COLUMNS))
     if given:  # built by the caller beforehand: it must be of these records
         _check_same_records(std, source_records)
     review = matched.review.copy()

@@ -63,8 +63,8 @@ def load_constraints(config: RunConfig) -> Any:
 
 
 @task(name="match", cache_policy=NO_CACHE)
-def match(std: pa.Table, config: RunConfig, constraints: Any) -> Any:
-    return steps.match_records(std, config, constraints)
+def match(std: pa.Table, config: RunConfig, constraints: Any, run_root: Path) -> Any:
+    return steps.match_records(std, config, constraints, run_root)
 
 
 @task(name="golden-ids-and-survivorship", cache_policy=NO_CACHE)

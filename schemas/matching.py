@@ -403,6 +403,14 @@ class MatchConfig(_Strict):
     blocking: BlockingConfig
     comparisons: list[Comparison] = Field(..., min_length=1)
     scoring: ScoringConfig = ScoringConfig()
+    compare_batch_pairs: int = Field(
+        2_000_000,
+        ge=1_000,
+        description=(
+            "pairs compared per engine query: each batch is joined to the records on its own, so the "
+            "join's working memory is bounded by the batch instead of growing with every candidate pair"
+        ),
+    )
 
     def comparison(self, name: str) -> Comparison:
         for c in self.comparisons:

@@ -43,6 +43,24 @@ class DemoModel(_Strict):
     seed: int = 20261123
 
 
+_MEMORY = r"^\s*\d+(\.\d+)?\s*(%|[KMGT]i?B)\s*$"
+
+
+class ResourcesModel(_Strict):
+    """What the run may take of the machine (the matcher's SQL engine runs inside the process)."""
+
+    match_engine_memory: str = Field(
+        "25%",
+        pattern=_MEMORY,
+        description=(
+            "cap on the match engine's (DuckDB's) buffers: a size such as '6GB' or a share of the machine's RAM "
+            "such as '25%'; joins and aggregates beyond it spill to the run folder. DuckDB's own default (80% of "
+            "RAM on top of what the run already holds) lets a large run meet the kernel's out-of-memory killer"
+        ),
+    )
+    match_engine_threads: int | None = Field(None, ge=1, description="engine threads (default: one per core)")
+
+
 class RunConfigModel(_Strict):
     name: str = "default"
     sources: str = Field(..., description="path of the sources file")
@@ -54,6 +72,7 @@ class RunConfigModel(_Strict):
     masking: dict[str, Any] = Field(default_factory=dict, description="overrides of the masking rules")
     ids: dict[str, Any] = Field(default_factory=dict, description="overrides of the ID rules (IdRules)")
     security: SecurityModel = Field(default_factory=lambda: SecurityModel.model_validate({}))
+    resources: ResourcesModel = Field(default_factory=lambda: ResourcesModel.model_validate({}))
 
 
 @dataclass(frozen=True)

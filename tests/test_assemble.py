@@ -177,3 +177,31 @@ def test_source_records_table_has_plain_text_columns_and_the_frames_values() -> 
     assert table["source_system"].to_pylist() == [k.split(":")[0] for k in KEYS]
     assert table["phones"].to_pylist()[4] is None and table["phones"].to_pylist()[2] == std["phones"][2]
     assert table.column_names == [c for c in steps.SOURCE_RECORD_COLUMNS if c in std.columns]
+
+
+@pytest.mark.parametrize("arrow_xref", [True, False])
+def test_the_runs_own_form_takes_the_shortcuts_and_builds_the_same_tables(arrow_xref: bool) -> None:
+    """Rids 0..n-1, the keys as an Arrow table and the xref in record order (what the nightly run
+    hands over): positions and golden IDs are taken without a look-up, with the same result."""
+    std = _std().assign(rid=np.arange(len(KEYS)))
+    pairs = _pairs()
+    pairs = pairs.set_column(0, "rid_l", pc.subtract(pairs["rid_l"], 10)).set_column(
+        1, "rid_r", pc.subtract(pairs["rid_r"], 10)
+    )
+    review = _matched().review.assign(rid_l=[2], rid_r=[3])
+    matched = SimpleNamespace(pairs=pairs, review=review)
+    golden = _golden()
+    gids = dict(zip(golden.xref["record_key"], golden.xref["golden_id"], strict=True))
+    in_order = [gids.get(k) for k in KEYS]
+    xref_type = pd.ArrowDtype(pa.string()) if arrow_xref else object
+    golden.xref = pd.DataFrame({"record_key": pd.Series(KEYS, dtype=xref_type),
+                                "golden_id": pd.Series(in_order, dtype=xref_type)})
+    expected = _previous_way(std, matched, golden)
+    quarantine = MASTER_TABLES["quarantine"].schema.empty_table()
+    keys = pa.Table.from_pandas(std[list(steps.RECORD_KEY_COLUMNS)], preserve_index=False)
+    tables = steps.assemble_master_tables(
+        keys, matched, golden, quarantine, _run_log(), steps.source_records_table(std)
+    )
+    for name, table in expected.items():
+        assert _same(tables[name], table), name
+    assert tables["customer_xref"]["golden_id"].to_pylist() == in_order

@@ -338,3 +338,27 @@ def test_edit_guard_holds_for_every_pair_within_distance(pairs: list[tuple[str, 
     for g, d1, d2 in zip(got, lev, dam, strict=True):
         if min(d1, d2) <= k:
             assert g
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(_record, min_size=2, max_size=8), st.booleans())
+def test_comparing_in_batches_gives_what_one_query_gives(rows: list[dict[str, Any]], ordered: bool) -> None:
+    """A batch is joined to the records on its own; the result must not depend on where batches end."""
+    n = len(rows)
+    left = [i for i in range(n) for j in range(n) if i != j]
+    right = [j for i in range(n) for j in range(n) if i != j]
+    pairs = pa.table({"rid_l": pa.array(left, pa.int64()), "rid_r": pa.array(right, pa.int64())})
+    # 1000 is the smallest batch the config allows: repeat the pairs to cross several batches
+    pairs = pa.concat_tables([pairs] * (2500 // len(left) + 1))
+    small = CONFIG.model_copy(update={"compare_batch_pairs": 1_000})
+    with DuckDBEngine(threads=1) as engine:
+        engine.register("recs", records(rows))
+        whole = compare_pairs(engine, "recs", pairs, CONFIG, ordered=ordered)
+        batched = compare_pairs(engine, "recs", pairs, small, ordered=ordered)
+    assert pairs.num_rows > 2 * small.compare_batch_pairs
+    key = [("rid_l", "ascending"), ("rid_r", "ascending")]
+    if ordered:
+        assert batched.equals(whole)
+    else:
+        rest = [(c, "ascending") for c in whole.column_names if c.startswith("gamma_")]
+        assert batched.sort_by(key + rest).equals(whole.sort_by(key + rest))
