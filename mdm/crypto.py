@@ -571,18 +571,23 @@ def write_parquet_encrypted(table: pa.Table | pd.DataFrame, path: Path, key: byt
     return Path(path)
 
 
-def read_parquet_encrypted(path: Path, key: bytes, key_name: str = ENV_MASTER_KEY) -> pa.Table:
-    """Read a table written by :func:`write_parquet_encrypted`."""
-    return pq.read_table(io.BytesIO(decrypt_file_bytes(path, key, key_name)))
+def read_parquet_encrypted(
+    path: Path, key: bytes, key_name: str = ENV_MASTER_KEY, columns: list[str] | None = None
+) -> pa.Table:
+    """Read a table written by :func:`write_parquet_encrypted` (only ``columns`` when given)."""
+    return pq.read_table(io.BytesIO(decrypt_file_bytes(path, key, key_name)), columns=columns)
 
 
-def read_parquet_any(path: Path, key: bytes | None, key_name: str = ENV_MASTER_KEY) -> pa.Table:
-    """Read a Parquet file, plain or enveloped; an envelope without a key raises SecurityError."""
+def read_parquet_any(
+    path: Path, key: bytes | None, key_name: str = ENV_MASTER_KEY, columns: list[str] | None = None
+) -> pa.Table:
+    """Read a Parquet file (only ``columns`` when given), plain or enveloped; an envelope without a key
+    raises SecurityError."""
     if is_encrypted(path):
         if key is None:
             raise SecurityError(f"{path} is encrypted; set {key_name} to the key it was written with")
-        return read_parquet_encrypted(path, key, key_name)
-    return pq.read_table(path)
+        return read_parquet_encrypted(path, key, key_name, columns)
+    return pq.read_table(path, columns=columns)
 
 
 # --------------------------------------------------------------------------- rotation

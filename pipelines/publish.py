@@ -380,17 +380,36 @@ def open_master(master_dir: Path, read_only: bool = True, key: bytes | None = No
     return connect_duckdb(path / DUCKDB_FILE, key, read_only=read_only)
 
 
+# What a run reads of the previous master: golden IDs are inherited through the xref and the
+# registry; survivorship carries first_seen_* over from the previous golden records. At 10M
+# records the whole golden_customer table as Python objects would hold several gigabytes.
+PREVIOUS_COLUMNS: dict[str, list[str] | None] = {
+    "customer_xref": ["record_key", "golden_id"],
+    "golden_id_registry": None,
+    "golden_customer": ["golden_id", "first_seen_run", "first_seen_date"],
+    "run_log": None,
+}
+
+
 def load_previous(master_dir: Path, key: bytes | None = None) -> PreviousMaster | None:
-    """The current master's xref, registry, golden records and run log, or None before the first publish."""
+    """What a run needs of the current master (:data:`PREVIOUS_COLUMNS`), or None before the first publish.
+
+    Text stays Arrow-backed (``pd.ArrowDtype``): the xref of 10M records as Python strings
+    would cost about 3 GB more.
+    """
     path = current_version(master_dir)
     if path is None:
         return None
 
     def read(table: str) -> pd.DataFrame:
         file = path / f"{table}.parquet"
-        if not file.is_file():
-            return empty_table(MASTER_TABLES[table]).to_pandas()
-        return read_parquet_any(file, key).to_pandas(date_as_object=False)
+        columns = PREVIOUS_COLUMNS[table]
+        data = read_parquet_any(file, key, columns=columns) if file.is_file() else empty_table(MASTER_TABLES[table])
+        if columns is not None:
+            data = data.select(columns)
+        if table == "run_log":
+            return data.to_pandas(date_as_object=False)
+        return data.to_pandas(types_mapper=_arrow_text, date_as_object=False)
 
     return PreviousMaster(
         version=path.name,
@@ -400,6 +419,11 @@ def load_previous(master_dir: Path, key: bytes | None = None) -> PreviousMaster 
         golden=read("golden_customer"),
         run_log=read("run_log"),
     )
+
+
+def _arrow_text(t: pa.DataType) -> pd.ArrowDtype | None:
+    """Text columns as Arrow-backed pandas columns; other types as pandas makes them."""
+    return pd.ArrowDtype(t) if pa.types.is_string(t) or pa.types.is_large_string(t) else None
 
 
 # --------------------------------------------------------------------------- publish

@@ -129,8 +129,14 @@ def test_load_previous_returns_the_current_tables(tmp_path: Path) -> None:
     assert list(prev.xref["record_key"]) == ["deposit:0", "deposit:1", "deposit:2"]
     assert list(prev.registry["issued_seq"]) == [1, 2, 3]
     assert prev.golden["first_seen_date"].iloc[0] == pd.Timestamp("2026-01-01")
-    assert list(prev.golden["all_names"].iloc[1]) == ["名1"]
     assert list(prev.run_log["run_id"]) == ["a"]
+    # only what a run reads, and text as Arrow-backed columns (no Python strings per record)
+    assert list(prev.xref.columns) == ["record_key", "golden_id"]
+    assert list(prev.golden.columns) == ["golden_id", "first_seen_run", "first_seen_date"]
+    for frame in (prev.xref, prev.registry, prev.golden):
+        text = [c for c in frame.columns if frame[c].dtype == object]
+        assert not text, text
+    assert prev.xref["golden_id"].dtype == pd.ArrowDtype(pa.string())
 
 
 def test_schema_mismatch_names_table_and_column_and_leaves_master_unchanged(tmp_path: Path) -> None:
