@@ -1,4 +1,4 @@
-"""Vectorized survivorship ranking: score candidates, sort once, keep the first per golden ID.
+"""Vectorized survivorship ranking: score candidates, then keep the best per golden ID.
 
 Every function here is pure and works on whole columns; no per-record or per-cluster
 Python. Records are addressed by position (``0..n-1``) and golden IDs by a dense code.
@@ -7,6 +7,7 @@ Python. Records are addressed by position (``0..n-1``) and golden IDs by a dense
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -16,12 +17,11 @@ import pyarrow.compute as pc
 from schemas.survivorship import AttributeRule, SurvivorshipConfig
 
 __all__ = [
+    "Frequency",
+    "RankKey",
     "Records",
-    "explode_values",
+    "decoded",
     "first_per_group",
-    "flag_pairs",
-    "has_any_flag",
-    "pack_keys",
     "rank_keys",
     "recency_rank",
     "truthy",
@@ -29,6 +29,7 @@ __all__ = [
 ]
 
 _MOBILE_E164 = r"^\+861[3-9]\d{9}$"
+_NO_KEY = np.iinfo(np.int64).max
 
 
 class Records(Mapping[str, pd.Series]):
@@ -37,8 +38,8 @@ class Records(Mapping[str, pd.Series]):
     ``frame`` is a pandas frame or an Arrow table (the flow holds the standardized records as
     Arrow: a third of the memory). Every column reads as a Series with the index ``0..n-1``;
     an Arrow column is converted when first read and kept (list columns stay Arrow-backed);
-    :meth:`arrow`, :meth:`codes` and :meth:`take` read an Arrow table without making a Python
-    object per record. ``extra`` columns shadow the frame's.
+    :meth:`arrow`, :meth:`encoded`, :meth:`rows`, :meth:`codes` and :meth:`present` read an Arrow
+    table without making a Python object per record. ``extra`` columns shadow the frame's.
     """
 
     def __init__(self, frame: pd.DataFrame | pa.Table, extra: Mapping[str, pd.Series] | None = None) -> None:
@@ -80,10 +81,16 @@ class Records(Mapping[str, pd.Series]):
             self._decoded[name] = column.astype(object)
         return self._decoded[name]
 
+    def _table_column(self, name: str) -> pa.ChunkedArray | None:
+        """The Arrow table's own column ``name`` (None: not Arrow-backed, or shadowed by an extra column)."""
+        if isinstance(self.frame, pa.Table) and name not in self._extra and name in self._names:
+            return self.frame.column(name)
+        return None
+
     def arrow(self, name: str) -> pa.Array:
         """The column as one Arrow array (dictionary columns decoded to their values)."""
-        if isinstance(self.frame, pa.Table) and name not in self._extra and name in self._names:
-            column = self.frame.column(name)
+        column = self._table_column(name)
+        if column is not None:
             arr = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
             return arr.cast(arr.type.value_type) if pa.types.is_dictionary(arr.type) else arr
         values = self[name]
@@ -92,34 +99,73 @@ class Records(Mapping[str, pd.Series]):
             return held.combine_chunks() if isinstance(held, pa.ChunkedArray) else held
         return pa.array(values.to_numpy(dtype=object) if values.dtype == object else values, from_pandas=True)
 
-    def take(self, name: str, pos: np.ndarray) -> pd.Series | None:
-        """``column[pos]`` with null where ``pos`` is -1, from an Arrow table (None: not Arrow-backed)."""
-        if not isinstance(self.frame, pa.Table) or name in self._extra or name not in self._names:
-            return None
-        column = self.frame.column(name)
-        index = pa.array(pos, mask=pos < 0, type=pa.int64())
-        taken = column.take(index).combine_chunks()
-        if pa.types.is_dictionary(taken.type):
-            taken = taken.cast(taken.type.value_type)
-        return _arrow_to_series(taken, nullable_scalars=True)
+    def nbytes(self, name: str) -> int:
+        """Size of the Arrow table's column ``name`` (0 for any other column)."""
+        column = self._table_column(name)
+        return column.nbytes if column is not None else 0
 
-    def codes(self, name: str) -> tuple[np.ndarray, pa.Array]:
-        """(code per record, distinct values): equal values share a code, null is -1. Computed once per column."""
-        if name not in self._codes:
-            raw = self.frame[name] if isinstance(self.frame, pd.DataFrame) and name in self._names else None
-            if name not in self._extra and raw is not None and isinstance(raw.dtype, pd.CategoricalDtype):
-                codes = raw.cat.codes.to_numpy().astype(np.int64)
-                uniques = pa.array(raw.cat.categories.to_numpy(dtype=object), from_pandas=True)
-            else:
-                encoded = pc.dictionary_encode(self.arrow(name))
-                codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-                uniques = encoded.dictionary
-            self._codes[name] = (codes, uniques)
-        return self._codes[name]
+    def encoded(self, name: str) -> pa.Array:
+        """The column as one Arrow array, a dictionary column still encoded (a take then moves codes, not text)."""
+        column = self._table_column(name)
+        if column is None:
+            return self.arrow(name)
+        return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+
+    def rows(self, name: str, pos: np.ndarray) -> pa.Array:
+        """``column[pos]`` as one Arrow array, null where ``pos`` is -1 (a dictionary column is taken as codes,
+        then only the taken values are decoded)."""
+        return decoded(self.encoded(name).take(pa.array(pos, mask=pos < 0, type=pa.int64())))
+
+    def codes(self, name: str, keep: bool = True) -> tuple[np.ndarray, pa.Array]:
+        """(int32 code per record, distinct values): equal values share a code, null is -1.
+
+        Kept for the next call unless ``keep`` is false (a code column read once need not outlive its
+        rule). A dictionary column of the Arrow table is read from its indices: its text is not hashed.
+        """
+        if name in self._codes:
+            return self._codes[name]
+        raw = self.frame[name] if isinstance(self.frame, pd.DataFrame) and name in self._names else None
+        column = self._table_column(name)
+        coded = _dictionary_codes(column) if column is not None else None
+        if coded is None and name not in self._extra and raw is not None and isinstance(raw.dtype, pd.CategoricalDtype):
+            categories = pa.array(raw.cat.categories.to_numpy(dtype=object), from_pandas=True)
+            coded = raw.cat.codes.to_numpy().astype(np.int32), categories
+        if coded is None:
+            encoded = pc.dictionary_encode(self.arrow(name))
+            coded = _indices(encoded.indices), encoded.dictionary
+        if keep:
+            self._codes[name] = coded
+        return coded
+
+    def codes_at(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """Codes of the records ``rows`` only (equal values share a code among them): a coded column is
+        indexed, any other has just those values hashed."""
+        column = self._table_column(name)
+        raw = self.frame[name] if isinstance(self.frame, pd.DataFrame) and name in self._names else None
+        coded = column is not None and pa.types.is_dictionary(column.type)
+        if name in self._codes or coded or (raw is not None and isinstance(raw.dtype, pd.CategoricalDtype)):
+            return self.codes(name)[0][rows]
+        return _indices(pc.dictionary_encode(self.rows(name, rows)).indices)
 
     def present(self, name: str) -> np.ndarray:
-        """Bool per record: the column holds a value (not null / NaN)."""
-        return self.codes(name)[0] >= 0
+        """Bool per record: the column holds a value (not null / NaN); no hashing unless codes exist already."""
+        if name in self._codes:
+            return self._codes[name][0] >= 0
+        column = self._table_column(name)
+        if column is not None:  # chunk by chunk: no combined copy of the text
+            return np.asarray(column.is_valid().to_numpy(), dtype=bool)
+        if isinstance(self[name].dtype, pd.ArrowDtype):
+            return np.asarray(self.arrow(name).is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        return pd.notna(self[name]).to_numpy(dtype=bool)
+
+    def truthy(self, name: str) -> np.ndarray:
+        """Bool per record: the column is True (null, False and a missing column are not)."""
+        if name not in self:
+            return np.zeros(self.n, dtype=bool)
+        column = self._table_column(name)
+        if column is not None and pa.types.is_boolean(column.type):
+            return np.asarray(pc.fill_null(self.arrow(name), False).to_numpy(zero_copy_only=False), dtype=bool)
+        return truthy(self[name])
 
     def __contains__(self, name: object) -> bool:
         return name in self._extra or name in self._names
@@ -132,29 +178,35 @@ class Records(Mapping[str, pd.Series]):
         return len(set(self._names) | set(self._extra))
 
 
-def _arrow_to_series(arr: pa.Array, nullable_scalars: bool = False) -> pd.Series:
-    """An Arrow column as the Series pandas would hold: text and dates as objects, lists Arrow-backed;
-    with ``nullable_scalars`` (values taken for the golden record) text stays Arrow-backed too and
-    booleans and integers become pandas' nullable types."""
+def _dictionary_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array] | None:
+    """(codes, values) of a dictionary-encoded column from its indices; None when it is not one or its
+    dictionary repeats a value (equal values must share a code)."""
+    if not pa.types.is_dictionary(column.type) or pa.types.is_null(column.type.value_type):
+        return None
+    arr = column.unify_dictionaries().combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    dictionary = arr.dictionary
+    if dictionary.null_count or len(pc.unique(dictionary)) != len(dictionary):
+        return None
+    return _indices(arr.indices), dictionary
+
+
+def _indices(indices: pa.Array) -> np.ndarray:
+    """Dictionary indices as int32 codes, -1 for null (zero-copy when there is no null)."""
+    filled = indices.fill_null(-1) if indices.null_count else indices
+    return np.asarray(filled.to_numpy(zero_copy_only=False), dtype=np.int32)
+
+
+def decoded(arr: pa.Array) -> pa.Array:
+    """``arr`` with a dictionary type decoded to its values."""
+    return arr.cast(arr.type.value_type) if pa.types.is_dictionary(arr.type) else arr
+
+
+def _arrow_to_series(arr: pa.Array) -> pd.Series:
+    """An Arrow column as the Series pandas would hold for the rules: text and dates as objects, lists
+    Arrow-backed."""
     if pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
         return pd.Series(pd.arrays.ArrowExtensionArray(arr))
-    if nullable_scalars and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
-        return pd.Series(pd.arrays.ArrowExtensionArray(arr))  # taken values stay Arrow: no Python string each
-    if nullable_scalars and (pa.types.is_boolean(arr.type) or pa.types.is_integer(arr.type)):
-        mapping = {arr.type: pd.BooleanDtype() if pa.types.is_boolean(arr.type) else pd.Int64Dtype()}
-        return arr.to_pandas(types_mapper=mapping.get)
     return arr.to_pandas()
-
-
-def _column(records: Records, name: str) -> pd.Series:
-    if name in records:
-        return records[name]
-    return pd.Series(None, index=pd.RangeIndex(records.n), dtype=object)
-
-
-def _present(records: Records, name: str) -> np.ndarray:
-    """Bool per record: ``name`` holds a value (no Python object per record on Arrow-backed records)."""
-    return records.present(name) if name in records else np.zeros(records.n, dtype=bool)
 
 
 def _mapped(records: Records, name: str, mapping: Mapping[str, int], default: int) -> np.ndarray:
@@ -163,76 +215,16 @@ def _mapped(records: Records, name: str, mapping: Mapping[str, int], default: in
     if name not in records:
         return np.full(records.n, default, dtype=np.int64)
     codes, uniques = records.codes(name)
-    per_value = np.array([mapping.get(str(u), default) if u is not None else default for u in uniques.to_pylist()]
-                         + [default], dtype=np.int64)
+    per_value = np.array(
+        [mapping.get(str(u), default) if u is not None else default for u in uniques.to_pylist()] + [default],
+        dtype=np.int64,
+    )
     return per_value[codes]  # code -1 (null) takes the last entry
 
 
 def truthy(values: pd.Series) -> np.ndarray:
     """Bool per row: the value is True (null and False are not)."""
     return values.isin([True]).to_numpy(dtype=bool)
-
-
-def explode_values(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(row positions, values) of every non-null value of a scalar or list column."""
-    non_null = values.dropna()
-    if len(non_null) == 0:
-        return np.empty(0, np.int64), np.empty(0, object)
-    if isinstance(values.dtype, pd.ArrowDtype) and pa.types.is_list(values.dtype.pyarrow_dtype):
-        held = pa.array(values.array)  # the Arrow data behind the Series, not a copy through Python
-        arr = held.combine_chunks() if isinstance(held, pa.ChunkedArray) else held
-    elif not pd.api.types.is_list_like(non_null.iloc[0]):
-        rows = np.flatnonzero(pd.notna(values).to_numpy())
-        return rows.astype(np.int64), values.to_numpy(dtype=object)[rows]
-    else:
-        arr = pa.array(values.to_numpy(dtype=object), type=pa.list_(pa.string()), from_pandas=True)
-    rows = pc.list_parent_indices(arr).to_numpy()
-    flat = arr.flatten().to_numpy(zero_copy_only=False)
-    keep = pd.notna(flat)
-    return np.asarray(rows, dtype=np.int64)[keep], np.asarray(flat, dtype=object)[keep]
-
-
-def explode_arrow(values: pd.Series | pa.Array) -> tuple[np.ndarray, pa.Array]:
-    """:func:`explode_values` with the values as one Arrow array (converted once, no Python objects made).
-
-    Falls back to :func:`explode_values` for a column Arrow cannot type (mixed Python types).
-    """
-    if isinstance(values, pa.Array):
-        held = values
-    elif isinstance(values.dtype, pd.ArrowDtype):
-        held = pa.array(values.array)
-    else:
-        try:
-            held = pa.array(values.to_numpy(dtype=object) if values.dtype == object else values, from_pandas=True)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            rows, flat = explode_values(values)
-            return rows, pa.array(flat, from_pandas=True)
-    arr = held.combine_chunks() if isinstance(held, pa.ChunkedArray) else held
-    if pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
-        rows = pc.list_parent_indices(arr).to_numpy().astype(np.int64)
-        arr = arr.flatten()
-    else:
-        rows = np.arange(len(arr), dtype=np.int64)
-    if arr.null_count:
-        valid = arr.is_valid()
-        rows, arr = rows[valid.to_numpy(zero_copy_only=False)], arr.filter(valid)
-    return rows, arr
-
-
-def flag_pairs(records: Records, flag_columns: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """(row positions, flag) over every flag list column present in ``records``."""
-    parts = [explode_values(records[c]) for c in flag_columns if c in records]
-    if not parts:
-        return np.empty(0, np.int64), np.empty(0, object)
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-
-
-def has_any_flag(pairs: tuple[np.ndarray, np.ndarray], flags: tuple[str, ...], n: int) -> np.ndarray:
-    """Bool per record: it carries at least one of ``flags``."""
-    out = np.zeros(n, dtype=bool)
-    if flags and len(pairs[0]):
-        out[pairs[0][pd.Index(pairs[1]).isin(flags)]] = True
-    return out
 
 
 def validity_score(records: Records, rule: AttributeRule, config: SurvivorshipConfig) -> np.ndarray:
@@ -242,23 +234,22 @@ def validity_score(records: Records, rule: AttributeRule, config: SurvivorshipCo
     if rule.validity == "non_null":
         score: np.ndarray = present.astype(np.int64)
     elif rule.validity == "id_document":
-        valid = truthy(_column(records, "id_valid"))
-        placeholder = truthy(_column(records, "id_placeholder"))
+        valid = records.truthy("id_valid")
+        placeholder = records.truthy("id_placeholder")
         pref = {str(t): len(config.id_type_preference) - i for i, t in enumerate(config.id_type_preference)}
         rank = _mapped(records, "id_type", pref, 0)
         score = np.where(valid & ~placeholder, 2 + rank, 1) * present
     elif rule.validity == "phone":
+        mobile = np.zeros(records.n, bool)
         if first in records:
-            codes, uniques = records.codes(first)
-            text = uniques if pa.types.is_string(uniques.type) else pc.cast(uniques, pa.string())
-            is_mobile = pc.fill_null(pc.match_substring_regex(text, _MOBILE_E164), False).to_numpy(zero_copy_only=False)
-            mobile = np.where(codes >= 0, np.append(is_mobile, False)[codes], False)
-        else:
-            mobile = np.zeros(records.n, bool)
+            values = records.arrow(first)
+            text = values if pa.types.is_string(values.type) else pc.cast(values, pa.string())
+            matched = pc.fill_null(pc.match_substring_regex(text, _MOBILE_E164), False)
+            mobile = np.asarray(matched.to_numpy(zero_copy_only=False), dtype=bool)
         score = np.where(mobile, 2, 1) * present
     elif rule.validity == "address":
-        adcode = _present(records, "adcode")
-        district = _present(records, "district")
+        adcode = records.present("adcode") if "adcode" in records else np.zeros(records.n, bool)
+        district = records.present("district") if "district" in records else np.zeros(records.n, bool)
         score = (1 + adcode.astype(np.int64) + (adcode & district)) * present
     else:  # han_name
         score = _mapped(records, "name_script", {"han": 3, "mixed": 2}, 1) * present
@@ -267,9 +258,45 @@ def validity_score(records: Records, rule: AttributeRule, config: SurvivorshipCo
 
 def recency_rank(records: Records) -> np.ndarray:
     """Dense rank of ``updated_at`` per record (0 = missing or oldest); higher is more recent."""
-    ts = pd.to_datetime(_column(records, "updated_at"), errors="coerce").to_numpy(dtype="datetime64[ns]")
-    values = ts.astype(np.int64)  # NaT is the smallest int64
+    if "updated_at" not in records:
+        return np.zeros(records.n, dtype=np.int64)
+    arr = records.arrow("updated_at")
+    if pa.types.is_timestamp(arr.type) or pa.types.is_date(arr.type):  # its integers sort like its instants
+        as_int = pa.int32() if pa.types.is_date32(arr.type) else pa.int64()
+        values = pc.fill_null(arr.cast(as_int).cast(pa.int64()), np.iinfo(np.int64).min).to_numpy()
+    else:
+        ts = pd.to_datetime(records["updated_at"], errors="coerce").to_numpy(dtype="datetime64[ns]")
+        values = ts.astype(np.int64)  # NaT is the smallest int64
     return np.unique(values, return_inverse=True)[1].astype(np.int64).reshape(-1)
+
+
+def _frequency(gcode: np.ndarray, vcode: np.ndarray) -> np.ndarray:
+    """Per record: how many records of its golden ID hold its value (0 for null); counted by hashing the
+    (golden, value) pairs, no sort."""
+    pair = gcode.astype(np.int64) * (int(vcode.max(initial=0)) + 2) + (vcode + 1)
+    pair_code = pd.factorize(pair)[0]
+    counts = np.bincount(pair_code)
+    return np.where(vcode >= 0, counts[pair_code], 0).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Frequency:
+    """The frequency criterion of ``column``, evaluated lazily by :func:`first_per_group`: only the golden
+    IDs whose candidates are still tied when it is reached need their values compared (hashing every
+    name or ID number of every record was most of the ranking's cost)."""
+
+    records: Records
+    column: str
+
+    def __call__(self, rows: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        """Per record of ``rows`` (every candidate of some golden IDs; ``groups`` their golden codes): how many
+        of those records in its golden ID hold its value. Higher is better."""
+        if self.column not in self.records:
+            return np.zeros(len(rows), np.int64)
+        return _frequency(groups, self.records.codes_at(self.column, rows))
+
+
+RankKey = np.ndarray | Frequency
 
 
 def rank_keys(
@@ -279,10 +306,9 @@ def rank_keys(
     penalized: np.ndarray,
     trust: np.ndarray,
     recency: np.ndarray,
-    gcode: np.ndarray,
-) -> list[np.ndarray]:
-    """Sort keys of ``rule.order``, most important first, each "higher is better"."""
-    keys: list[np.ndarray] = []
+) -> list[RankKey]:
+    """Ranking keys of ``rule.order``, most important first, each "higher is better" (frequency lazily)."""
+    keys: list[RankKey] = []
     for criterion in rule.order:
         if criterion == "validity":
             keys.append(validity * 2 + (~penalized).astype(np.int64))
@@ -291,29 +317,26 @@ def rank_keys(
         elif criterion == "recency":
             keys.append(recency)
         else:  # frequency
-            vcode = records.codes(rule.columns[0])[0] if rule.columns[0] in records else np.full(records.n, -1)
-            pair = gcode.astype(np.int64) * (int(vcode.max(initial=0)) + 2) + (vcode + 1)
-            _, inverse, counts = np.unique(pair, return_inverse=True, return_counts=True)
-            keys.append(np.where(vcode >= 0, counts[inverse], 0).astype(np.int64))
+            keys.append(Frequency(records, rule.columns[0]))
     return keys
 
 
-def pack_keys(keys: list[np.ndarray], bits: int = 62) -> list[np.ndarray]:
-    """Fold ascending sort keys (most significant first) into as few int64 keys as fit in ``bits``.
+def _pack_keys(keys: list[np.ndarray], bits: int = 62) -> list[np.ndarray]:
+    """Fold ascending int64 keys (most significant first) into as few int64 keys as fit in ``bits``.
 
-    Each key is shifted to start at 0; consecutive keys whose value ranges fit together are
-    combined, so a sort over several small keys becomes a sort over one or two.
+    Each key is shifted to start at 0 and consecutive keys whose value ranges fit together are
+    combined, in place: ``keys`` are overwritten (the caller's fresh arrays, no copy per key).
     """
     packed: list[np.ndarray] = []
     current: np.ndarray | None = None
     used = 0
-    for key in keys:
-        k = key.astype(np.int64)
+    for k in keys:
         if len(k):
-            k = k - k.min()
+            k -= k.min()
         width = max(int(k.max(initial=0)).bit_length(), 1)
         if current is not None and used + width <= bits:
-            current = (current << width) | k
+            current <<= width
+            current |= k
             used += width
         else:
             if current is not None:
@@ -324,23 +347,67 @@ def pack_keys(keys: list[np.ndarray], bits: int = 62) -> list[np.ndarray]:
     return packed
 
 
-def first_per_group(
-    gcode: np.ndarray, candidate: np.ndarray, keys: list[np.ndarray], tiebreak: np.ndarray
-) -> np.ndarray:
+def _group_min(group: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    """Least value per group (``_NO_KEY`` for a group without values): one unbuffered pass, no sort."""
+    out = np.full(n_groups, _NO_KEY, dtype=np.int64)
+    np.minimum.at(out, group, values)
+    return out
+
+
+def _stages(keys: list[RankKey], tiebreak: np.ndarray, idx: np.ndarray) -> list[np.ndarray | Frequency]:
+    """The keys of the candidates ``idx`` in elimination order, ascending: runs of array keys packed into
+    as few int64 keys as fit, lazy keys between them, the tie-break last."""
+    stages: list[np.ndarray | Frequency] = []
+    run: list[np.ndarray] = []
+    for key in [*keys, None]:
+        if isinstance(key, np.ndarray):
+            ascending = key[idx].astype(np.int64, copy=False)  # a fresh array: negated in place
+            run.append(np.negative(ascending, out=ascending))
+            continue
+        if key is None:
+            run.append(tiebreak[idx].astype(np.int64, copy=False))
+        stages.extend(_pack_keys(run))
+        run = []
+        if key is not None:
+            stages.append(key)
+    return stages
+
+
+def _lazy_key(key: Frequency, idx: np.ndarray, group: np.ndarray, at: np.ndarray, n_groups: int) -> np.ndarray:
+    """Ascending values of a lazy key for the tied candidates ``at``, evaluated over every candidate of the
+    golden IDs that still have two or more tied (a golden ID with one left needs no value)."""
+    tied = np.bincount(group[at], minlength=n_groups) >= 2
+    population = np.flatnonzero(tied[group])
+    values = np.zeros(len(idx), dtype=np.int64)
+    if len(population):
+        values[population] = key(idx[population], group[population])
+    return np.negative(values[at])
+
+
+def first_per_group(gcode: np.ndarray, candidate: np.ndarray, keys: list[RankKey], tiebreak: np.ndarray) -> np.ndarray:
     """Record position of the best candidate per golden code.
 
-    ``keys`` are "higher is better", most important first; ``tiebreak`` is "lower is better".
-    Returns an array ``pos`` of length ``gcode.max()+1`` with -1 where a golden ID has no candidate.
+    ``keys`` are "higher is better", most important first; ``tiebreak`` is "lower is better"; the
+    record position settles what is still tied. Returns an array ``pos`` of length ``gcode.max()+1``
+    with -1 where a golden ID has no candidate. Found as a lexicographic minimum per group, one
+    packed key at a time (keeping only the records still tied): linear, where a sort of all
+    candidates was not.
     """
     n_groups = int(gcode.max(initial=-1)) + 1
-    out = np.full(n_groups, -1, dtype=np.int64)
     idx = np.flatnonzero(candidate & (gcode >= 0))
     if len(idx) == 0:
-        return out
-    ascending = [gcode[idx]] + [-k[idx] for k in keys] + [tiebreak[idx]]
-    order = idx[np.lexsort(pack_keys(ascending)[::-1])]
-    g = gcode[order]
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = g[1:] != g[:-1]
-    out[g[first]] = order[first]
-    return out
+        return np.full(n_groups, -1, dtype=np.int64)
+    group = gcode[idx]
+    n_present = int(np.count_nonzero(np.bincount(group, minlength=n_groups)))
+    at = np.arange(len(idx))  # the candidates still tied for first place
+    for key in _stages(keys, tiebreak, idx):
+        if len(at) == n_present:  # one candidate left per group: nothing more to settle
+            break
+        if isinstance(key, Frequency):
+            k = _lazy_key(key, idx, group, at, n_groups)
+        else:
+            k = key if len(at) == len(idx) else key[at]
+        g = group if len(at) == len(idx) else group[at]
+        at = at[k == _group_min(g, k, n_groups)[g]]
+    best = _group_min(group[at], idx[at], n_groups)
+    return np.where(best == _NO_KEY, -1, best)

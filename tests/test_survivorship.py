@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from matchers import survivorship_lists
 from matchers.survivorship import build_golden_records
-from mdm.errors import ConfigError
-from schemas.survivorship import AttributeRule, SurvivorshipConfig, load_survivorship_config
+from mdm.errors import ConfigError, MdmError
+from schemas.survivorship import AttributeRule, Criterion, SurvivorshipConfig, load_survivorship_config
 
 DAY = dt.date(2026, 1, 15)
 
@@ -57,18 +60,43 @@ def same_tables(a: pd.DataFrame, b: pd.DataFrame) -> None:
         assert ta[name].to_pylist() == tb[name].to_pylist(), name
 
 
+# code columns the flow holds dictionary-encoded (pipelines.steps.CODE_COLUMNS)
+CODE_COLUMNS = ("source_system", "id_type", "gender", "name_script", "province", "city", "district", "adcode")
+
+
+def coded_table(records: pd.DataFrame) -> pa.Table:
+    """The records as the flow holds them: Arrow, code columns dictionary-encoded, in two chunks each
+    with its own dictionaries."""
+    table = pa.Table.from_pandas(records, preserve_index=False)
+    parts = []
+    for part in (table.slice(0, table.num_rows // 2), table.slice(table.num_rows // 2)):
+        for name in CODE_COLUMNS:
+            i = part.column_names.index(name)
+            if pa.types.is_string(part.schema.field(i).type):
+                part = part.set_column(i, name, pc.dictionary_encode(part.column(i).combine_chunks()))
+        parts.append(part)
+    return pa.concat_tables(parts)
+
+
+def arrow_xref(xref: pd.DataFrame) -> pd.DataFrame:
+    """The xref with Arrow-backed text columns, as matchers.golden_ids builds it."""
+    return xref.astype({c: pd.ArrowDtype(pa.string()) for c in ("record_key", "golden_id")})
+
+
 def golden(rows: list[dict[str, Any]], gids: list[str] | None = None, **kw: Any) -> pd.DataFrame:
-    """Golden records of ``rows``; the same records held as an Arrow table (as the flow holds them) must
-    give the same golden records and customer-360 table."""
+    """Golden records of ``rows``; the same records held as an Arrow table (as the flow holds them, also
+    with dictionary-encoded code columns) and an Arrow-backed xref must give the same golden records
+    and customer-360 table."""
     records = pd.DataFrame(rows)
     xref = pd.DataFrame({"record_key": records["record_key"], "golden_id": gids or ["G1"] * len(rows)})
     config = kw.pop("config", SurvivorshipConfig())
     previous, run_id = kw.pop("previous", None), kw.pop("run_id", "r1")
     out, systems = build_golden_records(records, xref, config, previous, run_id, DAY)
     table = pa.Table.from_pandas(records, preserve_index=False)
-    out_arrow, systems_arrow = build_golden_records(table, xref, config, previous, run_id, DAY)
-    same_tables(out, out_arrow)
-    same_tables(systems, systems_arrow)
+    for held, links in ((table, xref), (coded_table(records), xref), (table, arrow_xref(xref))):
+        out_arrow, systems_arrow = build_golden_records(held, links, config, previous, run_id, DAY)
+        same_tables(out, out_arrow)
+        same_tables(systems, systems_arrow)
     return out.set_index("golden_id")
 
 
@@ -365,8 +393,9 @@ def test_one_row_per_golden_id_winner_is_one_of_its_records_and_row_order_does_n
     shuffled = records.sample(frac=1.0, random_state=seed)
     g2, _ = build_golden_records(shuffled, xref, SurvivorshipConfig(), None, "r1", DAY)
     pd.testing.assert_frame_equal(g1, g2)
-    g3, _ = build_golden_records(pa.Table.from_pandas(shuffled, preserve_index=False), xref, SurvivorshipConfig(),
-                                 None, "r1", DAY)
+    g3, _ = build_golden_records(
+        pa.Table.from_pandas(shuffled, preserve_index=False), xref, SurvivorshipConfig(), None, "r1", DAY
+    )
     same_tables(g1, g3)  # the same records held in Arrow (as the flow holds them)
     assert sorted(g1["golden_id"]) == sorted(set(gids))
     assert g1["n_records"].sum() == len(rows)
@@ -377,3 +406,192 @@ def test_one_row_per_golden_id_winner_is_one_of_its_records_and_row_order_does_n
         won["golden_id"], won["email"], won["email_source_system"], won["email_source_record_id"], strict=True
     ):
         assert emails[f"{system}:{rid}"] == email and owner[f"{system}:{rid}"] == gid
+
+
+def test_an_arrow_backed_xref_gives_the_same_golden_records_as_an_object_xref() -> None:
+    rows = [
+        rec(s, str(i), email=f"{i % 3}@x.cn", updated_at=pd.Timestamp(f"202{i % 5}-01-01"))
+        for i, s in enumerate(["deposit", "card", "loan"] * 4)
+    ]
+    records = pd.DataFrame(rows)
+    # out of the records' order, one record without a golden ID: the xref is matched by key, not position
+    xref = pd.DataFrame({"record_key": records["record_key"][1:][::-1], "golden_id": [f"G{i % 4}" for i in range(11)]})
+    table = coded_table(records)
+    for held in (records, table):
+        by_objects = build_golden_records(held, xref, SurvivorshipConfig(), None, "r1", DAY)
+        by_arrow = build_golden_records(held, arrow_xref(xref), SurvivorshipConfig(), None, "r1", DAY)
+        for a, b in zip(by_objects, by_arrow, strict=True):
+            same_tables(a, b)
+            pd.testing.assert_frame_equal(a, b)
+    assert sorted(by_objects[0]["golden_id"]) == ["G0", "G1", "G2", "G3"]
+    assert by_objects[0]["n_records"].sum() == 11
+
+
+def test_a_repeated_record_key_in_an_arrow_backed_xref_is_refused() -> None:
+    records = pd.DataFrame([rec("deposit", "1"), rec("card", "2")])
+    xref = arrow_xref(pd.DataFrame({"record_key": ["deposit:1", "deposit:1"], "golden_id": ["G1", "G2"]}))
+    with pytest.raises(MdmError, match="names a record_key twice"):
+        build_golden_records(coded_table(records), xref, SurvivorshipConfig(), None, "r1", DAY)
+
+
+@pytest.mark.parametrize("held", ["pandas", "arrow", "coded"])
+def test_golden_records_hold_no_python_object_per_row(held: str) -> None:
+    records = pd.DataFrame(
+        [
+            rec(
+                "deposit",
+                "1",
+                name="张三",
+                name_norm="张三",
+                email="a@x.cn",
+                phones=["+8613800138000"],
+                birth_date=pd.Timestamp("1980-01-01"),
+                quality_flags=["NAME_MISSING"],
+            ),
+            rec(
+                "card",
+                "2",
+                name="李四",
+                name_norm="李四",
+                id_type="RESIDENT_ID",
+                id_number="110105194912310021",
+                id_valid=True,
+                address_norm="北京市朝阳区建国路1号",
+                province="北京市",
+                adcode="110105",
+            ),
+        ]
+    )
+    data = {"pandas": records, "arrow": pa.Table.from_pandas(records, preserve_index=False)}.get(held)
+    xref = pd.DataFrame({"record_key": records["record_key"], "golden_id": ["G1", "G2"]})
+    previous = pd.DataFrame(
+        {"golden_id": ["G1"], "first_seen_run": ["r0"], "first_seen_date": [pd.Timestamp("2025-03-01")]}
+    )
+    frames = build_golden_records(
+        coded_table(records) if data is None else data, xref, SurvivorshipConfig(), previous, "r1", DAY
+    )
+    for frame in frames:
+        # deep introspection finds nothing more: no column holds Python objects (strings, lists, dates)
+        assert (frame.memory_usage(deep=True) == frame.memory_usage(deep=False)).all()
+        assert not [c for c in frame.columns if frame[c].dtype == object]
+    golden_frame, systems = frames
+    text = [
+        "golden_id",
+        "name",
+        "name_source_system",
+        "id_source_record_id",
+        "province",
+        "first_seen_run",
+        "last_seen_run",
+    ]
+    for column in text:
+        assert golden_frame[column].dtype == pd.ArrowDtype(pa.string()), column
+    for column in ("all_phones", "all_names", "systems", "quality_flags"):
+        assert golden_frame[column].dtype == pd.ArrowDtype(pa.list_(pa.string())), column
+    assert systems["golden_id"].dtype == pd.ArrowDtype(pa.string())
+    assert systems["source_record_ids"].dtype == pd.ArrowDtype(pa.list_(pa.string()))
+    assert golden_frame.set_index("golden_id").loc["G1", "first_seen_run"] == "r0"
+
+
+def test_first_seen_is_carried_from_an_arrow_backed_previous_master_and_its_first_row_per_id() -> None:
+    previous = pd.DataFrame(
+        {
+            "golden_id": pd.Series(["G1", "G1", "G3"], dtype=pd.ArrowDtype(pa.string())),
+            "first_seen_run": pd.Series(["r0", "r9", None], dtype=pd.ArrowDtype(pa.string())),
+            "first_seen_date": [pd.Timestamp("2025-03-01"), pd.Timestamp("2025-09-09"), pd.NaT],
+        }
+    )
+    g = golden(
+        [rec("deposit", "1"), rec("card", "2"), rec("loan", "3")], ["G1", "G2", "G3"], previous=previous, run_id="r5"
+    )
+    assert (g.loc["G1", "first_seen_run"], g.loc["G1", "first_seen_date"]) == ("r0", pd.Timestamp("2025-03-01"))
+    assert (g.loc["G2", "first_seen_run"], g.loc["G2", "first_seen_date"]) == ("r5", pd.Timestamp(DAY))
+    assert (g.loc["G3", "first_seen_run"], g.loc["G3", "first_seen_date"]) == ("r5", pd.Timestamp(DAY))
+
+
+def test_frequency_counts_every_record_of_the_golden_id_not_only_those_still_tied() -> None:
+    rows = [
+        rec("deposit", "1", email="x@x.cn"),
+        rec("deposit", "2", email="y@x.cn"),
+        rec("card", "3", email="y@x.cn"),  # less trusted, yet its email makes y the more frequent
+    ]
+    config = SurvivorshipConfig(
+        attributes={"email": AttributeRule(columns=("email",), order=("validity", "trust", "frequency", "recency"))}
+    )
+    g = golden(rows, config=config).loc["G1"]
+    assert (g["email"], g["email_source_record_id"]) == ("y@x.cn", "2")
+
+
+def _reference_winners(data: list[dict[str, Any]], gids: list[str], order: tuple[str, ...]) -> dict[str, str]:
+    """Per golden ID the record key of the email rule's winner, by brute force: the candidates sorted by the
+    ordered criteria (frequency: records of the golden ID holding the same email), then the record key."""
+    members: dict[str, list[dict[str, Any]]] = {}
+    for row, gid in zip(data, gids, strict=True):
+        if row["email"] is not None:
+            members.setdefault(gid, []).append(row)
+    winners = {}
+    for gid, candidates in members.items():
+        held = [r["email"] for r in candidates]
+
+        def rank(r: dict[str, Any], held: list[str] = held) -> tuple[Any, ...]:
+            value = {"frequency": held.count(r["email"]), "trust": r["source_trust"], "recency": r["updated_at"]}
+            return (*(-value[c].value if c == "recency" else -value[c] for c in order), r["record_key"])
+
+        winners[gid] = min(candidates, key=rank)["record_key"]
+    return winners
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["deposit", "card", "loan"]),
+            st.integers(0, 4),  # golden id
+            st.sampled_from([None, "a@x.cn", "b@x.cn", "c@x.cn"]),
+            st.integers(2020, 2022),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    order=st.permutations(cast(list[Criterion], ["frequency", "trust", "recency"])),
+)
+def test_winners_follow_the_ordered_criteria_like_a_brute_force_ranking(
+    rows: list[tuple[str, int, str | None, int]], order: list[Criterion]
+) -> None:
+    data = [rec(s, f"{i:02d}", email=e, updated_at=pd.Timestamp(f"{y}-01-01")) for i, (s, _, e, y) in enumerate(rows)]
+    gids = [f"G{g}" for _, g, _, _ in rows]
+    config = SurvivorshipConfig(attributes={"email": AttributeRule(columns=("email",), order=("validity", *order))})
+    records = pd.DataFrame(data)
+    xref = pd.DataFrame({"record_key": records["record_key"], "golden_id": gids})
+    g = build_golden_records(coded_table(records), xref, config, None, "r1", DAY)[0].set_index("golden_id")
+    won = g[g["email"].notna()]
+    got = {
+        gid: f"{s}:{r}"
+        for gid, s, r in zip(won.index, won["email_source_system"], won["email_source_record_id"], strict=True)
+    }
+    assert got == _reference_winners(data, gids, tuple(order))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    pairs=st.lists(
+        st.tuples(st.integers(-1, 9), st.sampled_from([None, "", "a", "b", "ab", "B", "中", "a中"])), max_size=60
+    ),
+    part=st.integers(1, 8),
+)
+def test_group_lists_are_the_sorted_distinct_values_of_each_group_in_parts_of_any_size(
+    pairs: list[tuple[int, str | None]], part: int
+) -> None:
+    codes = np.array([c for c, _ in pairs], dtype=np.int64)
+    with pytest.MonkeyPatch.context() as patch:  # small parts: the groups are split over several
+        patch.setattr(survivorship_lists, "_PAIRS_PER_PART", part)
+        lists = survivorship_lists.group_lists(codes, pa.array([v for _, v in pairs], pa.string()), 10)
+    expected = [sorted({v for c, v in pairs if c == g and v is not None}) for g in range(10)]
+    assert pa.array(lists.array).to_pylist() == expected
+
+
+def test_sorted_factorize_orders_ids_of_one_length_like_arrow() -> None:
+    ids = ["GZZ", "G2A", "GAA", "G2A", None, "Gé", "G\x01A", "GA\x7f"]
+    codes, uniques = survivorship_lists.sorted_factorize(np.array(ids, dtype=object))
+    assert uniques.to_pylist() == sorted({i for i in ids if i is not None}, key=lambda s: s.encode())
+    assert [uniques[c].as_py() if c >= 0 else None for c in codes] == ids
