@@ -19,12 +19,14 @@ with HKDF-SHA256, so the DuckDB key and the file key differ even though one secr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import io
 import logging
 import os
 import struct
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
@@ -270,6 +272,10 @@ def sort_for_zone_maps(table: pa.Table, column: str) -> pa.Table:
 
 
 WRITER_MEMORY_LIMIT = "1GB"
+# An ART index is built in memory: at 10M records the record_key index of source_records does
+# not fit in the loader's 1 GB (DuckDB: "could not allocate block"), so index builds get this
+# share of the machine's RAM, and the loading limit is restored afterwards.
+INDEX_MEMORY_SHARE = 0.2
 
 
 class DuckDBFileWriter:
@@ -294,6 +300,8 @@ class DuckDBFileWriter:
         # of CPU and gave a smaller file.
         self._con.execute("SET preserve_insertion_order = false")
         self._con.execute("SET enable_progress_bar = false")
+        self._memory_limit = memory_limit or None
+        self._index_lock = threading.Lock()
         if memory_limit:
             # a bounded buffer pool makes DuckDB write finished blocks out as it loads instead of
             # holding the whole database until the checkpoint: the 1M-record master loaded in
@@ -327,11 +335,28 @@ class DuckDBFileWriter:
             finally:
                 cur.unregister("_mdm_src")
             del data  # a sorted copy is not kept while the indexes are built
-            for column in indexes:
-                if column in columns:
-                    cur.execute(f'CREATE INDEX "idx_{name}_{column}" ON "{name}" ("{column}")')
+            wanted = [c for c in indexes if c in columns]
+            if wanted:
+                with self._index_memory():
+                    for column in wanted:
+                        cur.execute(f'CREATE INDEX "idx_{name}_{column}" ON "{name}" ("{column}")')
         finally:
             cur.close()
+
+    @contextlib.contextmanager
+    def _index_memory(self) -> Iterator[None]:
+        """Raise the memory limit while indexes are built (one index build at a time, loads share it)."""
+        assert self._con is not None
+        with self._index_lock:
+            if self._memory_limit is None:
+                yield
+                return
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+            self._con.execute(f"SET memory_limit = '{max(1, int(total * INDEX_MEMORY_SHARE / 2**20))}MB'")
+            try:
+                yield
+            finally:
+                self._con.execute(f"SET memory_limit = '{self._memory_limit}'")
 
     def commit(self) -> Path:
         if self._con is None:

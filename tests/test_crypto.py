@@ -209,3 +209,25 @@ def test_writer_loads_a_table_in_key_order_so_zone_maps_can_skip_row_groups(tmp_
     in_unsorted = _row_groups_per_key(path, "unsorted", probes)
     assert max(in_sorted) <= min(threads, 9)
     assert min(in_unsorted) >= 9
+
+
+def test_an_index_larger_than_the_loading_limit_is_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loader's small buffer pool would refuse an ART index (built in memory); index builds
+    get a share of RAM, and the loading limit is back afterwards."""
+    import mdm.crypto as crypto
+    from mdm.crypto import DuckDBFileWriter
+
+    keys = pa.table({"record_key": pa.array([f"deposit:{i:012d}" for i in range(2_000_000)])})
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    with monkeypatch.context() as m:  # with no more than the loading limit the index does not fit
+        m.setattr(crypto, "INDEX_MEMORY_SHARE", 32 * 2**20 / ram)
+        with pytest.raises(duckdb.OutOfMemoryException), DuckDBFileWriter(tmp_path / "a.duckdb", None, "32MB") as w:
+            w.add("x", keys, ("record_key",))
+    with DuckDBFileWriter(tmp_path / "b.duckdb", None, "32MB") as w:
+        w.add("x", keys, ("record_key",))
+        assert w._con is not None
+        limit = w._con.execute("SELECT current_setting('memory_limit')").fetchone()
+        w.commit()
+    assert limit is not None and limit[0].replace(" ", "") in {"32.0MiB", "30.5MiB", "32.0MB", "32MB"}
+    with duckdb.connect(str(tmp_path / "b.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM duckdb_indexes() WHERE table_name = 'x'").fetchone() == (1,)
