@@ -274,7 +274,8 @@ def sort_for_zone_maps(table: pa.Table, column: str) -> pa.Table:
 WRITER_MEMORY_LIMIT = "1GB"
 # An ART index is built in memory: at 10M records the record_key index of source_records does
 # not fit in the loader's 1 GB (DuckDB: "could not allocate block"), so index builds get this
-# share of the machine's RAM, and the loading limit is restored afterwards.
+# share of the machine's RAM, and the loading limit is restored afterwards when DuckDB can go
+# back to it (a large index stays in memory until the checkpoint: then the raised limit stays).
 INDEX_MEMORY_SHARE = 0.2
 
 
@@ -356,7 +357,12 @@ class DuckDBFileWriter:
             try:
                 yield
             finally:
-                self._con.execute(f"SET memory_limit = '{self._memory_limit}'")
+                try:
+                    self._con.execute(f"SET memory_limit = '{self._memory_limit}'")
+                except duckdb.OutOfMemoryException:
+                    # the built index stays in memory until the checkpoint: DuckDB cannot go back
+                    # below it, so the raised limit stays for the rest of this database
+                    log.debug("master DuckDB keeps the index memory limit (the index blocks are held)")
 
     def commit(self) -> Path:
         if self._con is None:
