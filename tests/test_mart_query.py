@@ -10,6 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from mdm.audit import AuditLog
@@ -93,13 +95,23 @@ def master_tables() -> dict[str, pa.Table]:
     )
     events = pa.table(
         {
-            "run_id": ["r1"], "golden_id": ["G000001"], "event_type": ["created"],
-            "related_golden_id": [None], "record_key": ["deposit:D1"], "reason": ["new"],
+            "run_id": ["r1"],
+            "golden_id": ["G000001"],
+            "event_type": ["created"],
+            "related_golden_id": [None],
+            "record_key": ["deposit:D1"],
+            "reason": ["new"],
         }
     )
     run_log = pa.table({"run_id": ["r1"], "status": ["published"]})
-    return {"golden_customer": golden, "customer_xref": xref, "quarantine": quarantine,
-            "source_records": source_records, "golden_id_events": events, "run_log": run_log}
+    return {
+        "golden_customer": golden,
+        "customer_xref": xref,
+        "quarantine": quarantine,
+        "source_records": source_records,
+        "golden_id_events": events,
+        "run_log": run_log,
+    }
 
 
 def make_master(master_dir: Path, version: str = "r1") -> Path:
@@ -122,8 +134,13 @@ def make_master(master_dir: Path, version: str = "r1") -> Path:
 def write_config(root: Path) -> Path:
     config = {
         "sources": str(REPO / "data" / "config" / "sources.yaml"),
-        "paths": {"sample": str(root / "sample"), "runs": str(root / "runs"), "master": str(root / "master"),
-                  "mart": str(root / "mart"), "state": str(root / "state")},
+        "paths": {
+            "sample": str(root / "sample"),
+            "runs": str(root / "runs"),
+            "master": str(root / "master"),
+            "mart": str(root / "mart"),
+            "state": str(root / "state"),
+        },
     }
     path = root / "run.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -169,7 +186,11 @@ def test_mart_contract_columns(mart: Path) -> None:
     assert {"id_number_token", "mobile_token", "name_token", "all_phones_tokens", "n_deposit", "systems"} <= cols
     assert "favourite_colour" not in cols and "name_fuzzy" not in cols
     assert pq.read_table(folder / "quarantine.parquet").column_names == [
-        "source_system", "source_file", "source_line", "reason"]
+        "source_system",
+        "source_file",
+        "source_line",
+        "reason",
+    ]
     src = pq.read_table(folder / "source_records.parquet")
     assert "id_key" not in src.column_names and "customer_no" not in src.column_names
     # tokens join across tables and spellings
@@ -251,8 +272,9 @@ def test_cli_query_csv_neutralizes_formulas(tmp_path: Path) -> None:
     text = out.read_text(encoding="utf-8-sig")
     assert "\"'=cmd|" in text and '"=cmd' not in text
     pq_out = tmp_path / "out.parquet"
-    result = runner.invoke(app, ["query", "SELECT count(*) AS n FROM customer_xref", "--config", str(config),
-                                 "--parquet", str(pq_out)])
+    result = runner.invoke(
+        app, ["query", "SELECT count(*) AS n FROM customer_xref", "--config", str(config), "--parquet", str(pq_out)]
+    )
     assert result.exit_code == 0 and pq.read_table(pq_out).column("n").to_pylist() == [3]
     result = runner.invoke(app, ["query", "SELECT golden_id FROM golden_customer", "--config", str(config)])
     assert result.exit_code == 0 and "G000002" in result.output
@@ -260,3 +282,173 @@ def test_cli_query_csv_neutralizes_formulas(tmp_path: Path) -> None:
         refused = runner.invoke(app, ["query", bad, "--config", str(config)])
         assert refused.exit_code != 0 and isinstance(refused.exception, SecurityError)
     assert AuditLog.for_state(tmp_path / "state").verify().entries == 6
+
+
+# --------------------------------------------------------------------------- chunked build
+
+
+def _mart_values(folder: Path, key: bytes | None = None) -> dict[str, object]:
+    """Every table of a mart version by source: Parquet rows in file order, DuckDB rows sorted."""
+    from mdm.crypto import connect_duckdb, read_parquet_any
+
+    values: dict[str, object] = {}
+    for file in sorted(folder.glob("*.parquet")):
+        table = read_parquet_any(file, key)
+        values[f"parquet:{file.stem}"] = (table.schema, table.to_pylist())
+    con = connect_duckdb(folder / "mart.duckdb", key)
+    try:
+        names = con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() ORDER BY 1"
+        ).fetchall()
+        for (name,) in names:
+            table = con.execute(f'SELECT * FROM "{name}"').to_arrow_table()
+            rows = sorted(json.dumps(r, ensure_ascii=False, default=str, sort_keys=True) for r in table.to_pylist())
+            values[f"duckdb:{name}"] = (table.schema, rows)
+    finally:
+        con.close()
+    return values
+
+
+def _manifest_tables(folder: Path) -> tuple[object, object]:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    return manifest["tables"], manifest["dropped_columns"]
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2])
+def test_a_mart_built_in_small_chunks_equals_one_built_in_one_chunk(tmp_path: Path, chunk_rows: int) -> None:
+    version = make_master(tmp_path / "master")
+    whole = build_mart(version, tmp_path / "whole", DEFAULT_MASKING, TOKEN_KEY, chunk_rows=1_000_000)
+    small = build_mart(version, tmp_path / "small", DEFAULT_MASKING, TOKEN_KEY, chunk_rows=chunk_rows)
+    assert _mart_values(small) == _mart_values(whole)
+    assert _manifest_tables(small) == _manifest_tables(whole)
+    # the chunks really were written one by one: a row group each
+    assert pq.ParquetFile(small / "source_records.parquet").num_row_groups == -(-3 // chunk_rows)
+    assert not list((tmp_path / "small").glob(".spill-*"))
+
+
+def test_manifest_digests_are_those_of_the_files(mart: Path) -> None:
+    import hashlib
+
+    folder = current_mart(mart)
+    files = json.loads((folder / "manifest.json").read_text())["files"]
+    assert "source_records.parquet" in files and "customer_360.parquet" in files
+    for name, entry in files.items():
+        data = (folder / name).read_bytes()
+        assert entry == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}, name
+
+
+def test_an_encrypted_mart_holds_the_same_values(tmp_path: Path) -> None:
+    import hashlib
+
+    from mdm.crypto import is_encrypted
+
+    mart_key = b"m" * 32
+    version = make_master(tmp_path / "master")
+    plain = build_mart(version, tmp_path / "plain", DEFAULT_MASKING, TOKEN_KEY)
+    sealed = build_mart(version, tmp_path / "sealed", DEFAULT_MASKING, TOKEN_KEY, mart_key=mart_key, chunk_rows=2)
+    assert all(is_encrypted(f) for f in sealed.glob("*.parquet")) and is_encrypted(sealed / "mart.duckdb")
+    assert _mart_values(sealed, mart_key) == _mart_values(plain)
+    files = json.loads((sealed / "manifest.json").read_text())["files"]
+    data = (sealed / "golden_customer.parquet").read_bytes()
+    assert files["golden_customer.parquet"] == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    for secret in SECRETS:
+        for file in sealed.iterdir():
+            assert secret.encode() not in file.read_bytes(), (secret, file.name)
+
+
+class _Boom(Exception):
+    pass
+
+
+def test_a_chunk_that_fails_leaves_no_mart_and_raises_its_own_error(tmp_path: Path, monkeypatch) -> None:
+    import mdm.mart as mart_module
+
+    real = mart_module.mask_chunks
+
+    def second_chunk_fails(table, config, key, chunk_rows):  # type: ignore[no-untyped-def]
+        chunks = real(table, config, key, chunk_rows)
+        yield next(chunks)
+        if table.num_rows > chunk_rows:
+            raise _Boom("masking failed")
+        yield from chunks
+
+    monkeypatch.setattr(mart_module, "mask_chunks", second_chunk_fails)
+    version = make_master(tmp_path / "master")
+    with pytest.raises(_Boom):
+        build_mart(version, tmp_path / "mart", DEFAULT_MASKING, TOKEN_KEY, chunk_rows=1)
+    assert not (tmp_path / "mart" / "CURRENT").exists()
+    assert not list((tmp_path / "mart").glob(".spill-*"))
+
+
+def test_a_write_that_fails_raises_its_own_error(tmp_path: Path, monkeypatch) -> None:
+    import mdm.mart as mart_module
+
+    real = mart_module._ParquetOut.write
+
+    def third_write_fails(self, chunk):  # type: ignore[no-untyped-def]
+        if self.rows >= 2:
+            raise _Boom("disk full")
+        real(self, chunk)
+
+    monkeypatch.setattr(mart_module._ParquetOut, "write", third_write_fails)
+    version = make_master(tmp_path / "master")
+    with pytest.raises(_Boom):
+        build_mart(version, tmp_path / "mart", DEFAULT_MASKING, TOKEN_KEY, chunk_rows=1)
+    assert not (tmp_path / "mart" / "CURRENT").exists()
+
+
+_REFERENCE_360 = """SELECT golden_id, count(*) AS n_records, count(DISTINCT source_system) AS n_systems,
+                          list(DISTINCT source_system ORDER BY source_system) AS systems{per_system}
+                   FROM x GROUP BY golden_id ORDER BY golden_id"""
+
+
+def _reference_360(xref: pa.Table) -> pa.Table:
+    """customer_360 as first written: distinct aggregates straight over the xref (the specification)."""
+    import re
+
+    con = duckdb.connect()
+    try:
+        con.register("x", xref)
+        systems = [r[0] for r in con.execute("SELECT DISTINCT source_system FROM x ORDER BY 1").fetchall() if r[0]]
+        per_system = "".join(
+            f', count(*) FILTER (WHERE source_system = ?) AS "n_{re.sub("[^a-z0-9_]+", "_", s.lower())}"'
+            for s in systems
+        )
+        return con.execute(_REFERENCE_360.format(per_system=per_system), systems).to_arrow_table()
+    finally:
+        con.close()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.sampled_from(["G1", "G2", "G3", "G10"])),
+            st.one_of(st.none(), st.sampled_from(["deposit", "card", "Loan-X", "", "卡"])),
+        ),
+        max_size=30,
+    )
+)
+def test_customer_360_equals_the_distinct_aggregates(rows: list[tuple[str | None, str | None]]) -> None:
+    from mdm.mart import customer_360
+
+    xref = pa.table(
+        {
+            "golden_id": pa.array([g for g, _ in rows], pa.string()),
+            "source_system": pa.array([s for _, s in rows], pa.string()),
+            "record_key": pa.array([f"k{i}" for i in range(len(rows))], pa.string()),
+        }
+    )
+    mine, reference = customer_360(xref), _reference_360(xref)
+    assert mine.schema == reference.schema
+    assert mine.to_pylist() == reference.to_pylist()
+
+
+def test_chunk_rows_follow_the_row_size() -> None:
+    from mdm.mart import chunk_rows_for
+
+    wide = pa.table({"a": ["x" * 96] * 1000})  # 100 bytes a row (96 characters, a 4-byte offset)
+    assert chunk_rows_for(wide, chunk_bytes=10_000) == 100
+    assert chunk_rows_for(wide, chunk_bytes=10) == 1
+    assert chunk_rows_for(pa.table({"a": list(range(1000))}), chunk_bytes=10**9, most=500) == 500
+    assert chunk_rows_for(pa.table({"a": pa.array([], pa.string())}), chunk_bytes=10) >= 1

@@ -7,28 +7,49 @@ import sqlite3
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
 from mdm.errors import SecurityError
+from steward import lookup_build
 from steward import lookup_layout as layout
 from steward import master as master_module
 from steward.evidence import MasterEvidence
 from steward.lookup import LookupStore
 from steward.lookup_build import build_lookup
 from steward.master import MasterReader
+from steward.sealing import Sealer
 from steward.views import search_lookups
 from tests.conftest import make_workspace
 from tests.steward_fixtures import HOSTILE, build_master, write_version
 
-PAIRS = [("deposit:2", "card:2"), ("card:3", "deposit:3"), ("deposit:1", "deposit:4"), ("deposit:4", "deposit:1"),
-         ("deposit:1", "card:1"), ("nobody:1", "deposit:1")]
+PAIRS = [
+    ("deposit:2", "card:2"),
+    ("card:3", "deposit:3"),
+    ("deposit:1", "deposit:4"),
+    ("deposit:4", "deposit:1"),
+    ("deposit:1", "card:1"),
+    ("nobody:1", "deposit:1"),
+]
 GOLDEN = ["GA", "GB", "GC", "GD", "GE", "GF", "GOLD", "GLOOP", "nope"]
-SEARCHES = [("name", "张伟"), ("name", "Zhang Wei"), ("name", "張偉"), ("name", "nobody"), ("name", HOSTILE),
-            ("id_number", "11010519800101001x"), ("id_number", "110105198001010029"), ("phone", "138 0000 0001"),
-            ("phone", "+8613800000003"), ("phone", "010-62345678"), ("golden_id", "GB"), ("golden_id", "GOLD"),
-            ("golden_id", "G?"), ("name", "")]
+SEARCHES = [
+    ("name", "张伟"),
+    ("name", "Zhang Wei"),
+    ("name", "張偉"),
+    ("name", "nobody"),
+    ("name", HOSTILE),
+    ("id_number", "11010519800101001x"),
+    ("id_number", "110105198001010029"),
+    ("phone", "138 0000 0001"),
+    ("phone", "+8613800000003"),
+    ("phone", "010-62345678"),
+    ("golden_id", "GB"),
+    ("golden_id", "GOLD"),
+    ("golden_id", "G?"),
+    ("name", ""),
+]
 
 
 @pytest.fixture()
@@ -48,8 +69,12 @@ def _tables_of(master_dir: Path, version: str) -> dict[str, pd.DataFrame]:
 
     con = connect_duckdb(master_dir / "versions" / version / "master.duckdb", load_key(required=False))
     try:
-        names = [n for (n,) in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()").fetchall()]
+        names = [
+            n
+            for (n,) in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+            ).fetchall()
+        ]
         tables = {}
         for name in names:
             table = con.execute(f'SELECT * FROM "{name}"').arrow().read_all()
@@ -62,21 +87,62 @@ def _tables_of(master_dir: Path, version: str) -> dict[str, pd.DataFrame]:
 def _add_history(master_dir: Path) -> None:
     """Rewrite R1 with what the plain fixture lacks: retired IDs, ID events, a landline, an unlinked record."""
     tables = _tables_of(master_dir, "R1")
-    tables["golden_id_registry"] = pd.concat([tables["golden_id_registry"], pd.DataFrame([
-        {"golden_id": "GOLD", "status": "merged", "merged_into": "GA", "created_run_id": "R0",
-         "retired_run_id": "R1", "issued_seq": 90},
-        {"golden_id": "GLOOP", "status": "merged", "merged_into": "GLOOP", "created_run_id": "R0",
-         "retired_run_id": "R1", "issued_seq": 91}])], ignore_index=True)
-    tables["golden_id_events"] = pd.DataFrame([
-        {"event_id": "E1", "run_id": "R1", "golden_id": "GOLD", "event_type": "merged", "related_golden_id": "GA",
-         "record_key": None, "reason": "older ID survives"},
-        {"event_id": "E2", "run_id": "R1", "golden_id": "GA", "event_type": "created", "related_golden_id": None,
-         "record_key": "deposit:1", "reason": "new cluster"}])
+    tables["golden_id_registry"] = pd.concat(
+        [
+            tables["golden_id_registry"],
+            pd.DataFrame(
+                [
+                    {
+                        "golden_id": "GOLD",
+                        "status": "merged",
+                        "merged_into": "GA",
+                        "created_run_id": "R0",
+                        "retired_run_id": "R1",
+                        "issued_seq": 90,
+                    },
+                    {
+                        "golden_id": "GLOOP",
+                        "status": "merged",
+                        "merged_into": "GLOOP",
+                        "created_run_id": "R0",
+                        "retired_run_id": "R1",
+                        "issued_seq": 91,
+                    },
+                ]
+            ),
+        ],
+        ignore_index=True,
+    )
+    tables["golden_id_events"] = pd.DataFrame(
+        [
+            {
+                "event_id": "E1",
+                "run_id": "R1",
+                "golden_id": "GOLD",
+                "event_type": "merged",
+                "related_golden_id": "GA",
+                "record_key": None,
+                "reason": "older ID survives",
+            },
+            {
+                "event_id": "E2",
+                "run_id": "R1",
+                "golden_id": "GA",
+                "event_type": "created",
+                "related_golden_id": None,
+                "record_key": "deposit:1",
+                "reason": "new cluster",
+            },
+        ]
+    )
     records = tables["source_records"]
-    records["phones"] = [["+861062345678"] if k == "card:3" else p for k, p in zip(records["record_key"],
-                                                                                    records["phones"], strict=True)]
-    records["quality_flags"] = [["ID_LEGACY_UPGRADED", "PHONE_INVALID"] if k == "deposit:2" else f
-                                for k, f in zip(records["record_key"], records["quality_flags"], strict=True)]
+    records["phones"] = [
+        ["+861062345678"] if k == "card:3" else p for k, p in zip(records["record_key"], records["phones"], strict=True)
+    ]
+    records["quality_flags"] = [
+        ["ID_LEGACY_UPGRADED", "PHONE_INVALID"] if k == "deposit:2" else f
+        for k, f in zip(records["record_key"], records["quality_flags"], strict=True)
+    ]
     extra = records[records["record_key"] == "card:3"].copy()
     extra["record_key"], extra["source_record_id"] = "card:99", "99"  # a record no golden customer holds
     tables["source_records"] = pd.concat([records, extra], ignore_index=True)
@@ -119,10 +185,19 @@ def test_pages_show_what_the_fixture_holds(workspace):
     store = LookupStore.open(cfg.master_dir / "versions" / "R1", cfg.master_key())
     assert store is not None
     ev = store.pair_evidence("deposit:2", "card:2")
-    assert (ev.golden_id_l, ev.golden_id_r, ev.match_weight, ev.decision, ev.rules) == ("GB", "GC", 6.5, "review",
-                                                                                       "mobile")
+    assert (ev.golden_id_l, ev.golden_id_r, ev.match_weight, ev.decision, ev.rules) == (
+        "GB",
+        "GC",
+        6.5,
+        "review",
+        "mobile",
+    )
     assert [(c.comparison, c.level, c.weight) for c in ev.contributions] == [
-        ("name", 3, 6.0), ("mobile", 2, 4.0), ("id", -1, 0.0), ("birth_date", 3, -3.5)]
+        ("name", 3, 6.0),
+        ("mobile", 2, 4.0),
+        ("id", -1, 0.0),
+        ("birth_date", 3, -3.5),
+    ]
     assert ev.flags_l == ["ID_LEGACY_UPGRADED", "PHONE_INVALID"]
     birth = next(f for f in ev.fields if f.label == "Birth date")
     assert (birth.raw_l, birth.std_l, birth.same) == ("19800101", "1980-01-01", True)
@@ -142,8 +217,18 @@ def test_lookup_holds_no_personal_data_in_clear(workspace):
     assert path.parent == ws.master_dir / "steward-lookup"
     assert not list(path.parent.glob("*journal*")) and not list(path.parent.glob("*.tmp"))
     data = path.read_bytes()
-    for secret in ("11010519800101001X", "110105198001010029", "13800000001", "8613800000002", "62345678",
-                   "张伟", "李娜", "王芳", "建国路", HOSTILE):
+    for secret in (
+        "11010519800101001X",
+        "110105198001010029",
+        "13800000001",
+        "8613800000002",
+        "62345678",
+        "张伟",
+        "李娜",
+        "王芳",
+        "建国路",
+        HOSTILE,
+    ):
         assert secret.encode() not in data, secret
     assert path.stat().st_mode & 0o077 == 0
 
@@ -241,8 +326,7 @@ def test_reader_follows_a_new_version(workspace, monkeypatch):
 def test_search_normalizes_like_the_pipeline():
     assert search_lookups("name", "張偉") == [[("name_norm", "张伟"), ("name_latin_key", "wei zhang")]]
     assert search_lookups("id_number", "11010519800101001x") == [[("id_number", "11010519800101001X")]]
-    assert search_lookups("phone", "138 0000 0001") == [[("mobile", "+8613800000001")],
-                                                      [("phones", "+8613800000001")]]
+    assert search_lookups("phone", "138 0000 0001") == [[("mobile", "+8613800000001")], [("phones", "+8613800000001")]]
     assert search_lookups("golden_id", "GA") == [] and search_lookups("name", "  ") == []
 
 
@@ -283,3 +367,93 @@ def test_a_second_builder_does_not_wait_for_the_first(workspace, monkeypatch):
         assert main(["--background", "--config", str(cfg.path), str(version)]) == BUSY_EXIT
     assert not path.exists()
     assert main(["--config", str(cfg.path)]) == 0 and path.exists()  # the current version by default
+
+
+# --------------------------------------------------------------------------- bounded build
+
+
+def _store_rows(path: Path, sealer: Sealer) -> dict[str, list[Any]]:
+    """Every row of a store in its stored order, payloads opened (seals are random; what they hold is not)."""
+    con = layout.connect_read_only(path)
+    try:
+        records = [
+            (k, g, sealer.open(p, layout.RECORD_AAD.format(k).encode()))
+            for k, g, p in con.execute("SELECT record_key, golden_id, payload FROM records ORDER BY rowid")
+        ]
+        links = [
+            (a, b, sealer.open(p, layout.LINK_AAD.format(a, b).encode()))
+            for a, b, p in con.execute("SELECT record_key_l, record_key_r, payload FROM links")
+        ]
+        customers = [
+            (g, st, into, None if p is None else sealer.open(p, layout.CUSTOMER_AAD.format(g).encode()))
+            for g, st, into, p in con.execute(
+                "SELECT golden_id, status, merged_into, payload FROM customers ORDER BY rowid"
+            )
+        ]
+        search = con.execute("SELECT token, golden_id FROM search").fetchall()
+    finally:
+        con.close()
+    return {"records": records, "links": links, "customers": customers, "search": search}
+
+
+@pytest.mark.parametrize("per_query", [1, 2, 3])
+def test_customers_read_in_golden_id_ranges_equal_one_query(workspace, monkeypatch, per_query):
+    _, cfg = workspace
+    version = cfg.master_dir / "versions" / "R1"
+    sealer = Sealer(cfg.master_key())
+    whole = _store_rows(_build(cfg), sealer)
+    assert len(whole["customers"]) >= 8 and any(payload for *_, payload in whole["customers"])
+    monkeypatch.setattr(lookup_build, "CUSTOMERS_PER_QUERY", per_query)
+    path = build_lookup(version, cfg.master_key(), force=True)
+    assert path is not None
+    assert _store_rows(path, sealer) == whole
+    store = LookupStore.open(version, cfg.master_key())
+    assert store is not None
+    view = store.customer_view("GOLD")  # GA's events come from GOLD's range too
+    assert view is not None and [e["event_id"] for e in view.events] == ["E1", "E2"]
+    store.close()
+
+
+def test_a_small_memory_limit_spills_inside_the_store_folder_and_cleans_up(workspace, monkeypatch):
+    _, cfg = workspace
+    sealer = Sealer(cfg.master_key())
+    whole = _store_rows(_build(cfg), sealer)
+    monkeypatch.setattr(lookup_build, "LOOKUP_DB_MEMORY", "64MB")
+    monkeypatch.setattr(lookup_build, "_BATCH", 2)
+    path = build_lookup(cfg.master_dir / "versions" / "R1", cfg.master_key(), force=True)
+    assert path is not None and _store_rows(path, sealer) == whole
+    assert not list(path.parent.glob("*.spill")) and not list(path.parent.glob("*.tmp"))
+
+
+def test_golden_id_ranges_cover_every_id_once():
+    import duckdb
+
+    ids = ["G3", "G1", None, "G2", "G2", "G10", "G7", "G5", "G4"]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE golden_id_registry (golden_id VARCHAR)")
+    con.executemany("INSERT INTO golden_id_registry VALUES (?)", [(g,) for g in ids])
+    for size in (1, 2, 3, 100):
+        ranges = lookup_build._golden_ranges(con, size)
+        assert ranges[0][0] is None and ranges[-1][1] is None
+        assert len(ranges) == -(-8 // size)
+        for g in {g for g in ids if g is not None}:
+            inside = [(lo, hi) for lo, hi in ranges if (lo is None or g >= lo) and (hi is None or g < hi)]
+            assert len(inside) == 1, (size, g)
+    con.close()
+    assert lookup_build._in_range("c", None, None) == "TRUE"
+    assert lookup_build._in_range("c", "a", "b") == "TRUE AND c >= $low AND c < $high"
+
+
+def test_out_of_duckdb_memory_is_retried_with_more_then_reported(workspace, monkeypatch, caplog):
+    _, cfg = workspace
+    version = cfg.master_dir / "versions" / "R1"
+    sealer = Sealer(cfg.master_key())
+    whole = _store_rows(_build(cfg), sealer)
+    monkeypatch.setattr(lookup_build, "LOOKUP_DB_MEMORY", "1MB")  # too little for any query
+    path = build_lookup(version, cfg.master_key(), force=True)
+    assert path is not None and _store_rows(path, sealer) == whole
+    assert "ran out of its 1MB" in caplog.text
+    monkeypatch.setattr(lookup_build, "LOOKUP_DB_MEMORY_RETRY", "1MB")
+    with pytest.raises(lookup_build.LookupBuildError, match="more DuckDB memory"):
+        build_lookup(version, cfg.master_key(), force=True)
+    assert not list(path.parent.glob("*.tmp")) and not list(path.parent.glob("*.spill"))
