@@ -194,6 +194,7 @@ class NightlyRun:
         release_memory("the analyst mart")
         with self.metrics.step("review queue"):
             self.report.review_sync = tasks.review_queue(self.config, review_inputs, self.run_id)
+        del review_inputs  # the xref and the queue are not held through the stewards' lookup build
         with self.metrics.step("steward lookup"):
             tasks.steward_lookup(version, self.key)
 
