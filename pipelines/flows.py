@@ -87,7 +87,11 @@ class NightlyRun:
         except Exception as err:
             self.report.status = "Failed"
             self.report.failure = str(err)
-            logger.error("run %s failed: %s; the published master is unchanged", self.run_id, err)
+            if self.report.master_version:  # a step after publish failed: the new version stands
+                logger.error("run %s failed after publishing master version %s: %s", self.run_id,
+                             self.report.master_version, err)
+            else:
+                logger.error("run %s failed: %s; the published master is unchanged", self.run_id, err)
             raise
         finally:
             steps.audit(self.config, "run", f"run:{self.run_id}", {
