@@ -437,7 +437,7 @@ class FileDigest(NamedTuple):
     sha256: str
 
 
-class _HashingSink(io.RawIOBase):
+class HashingSink(io.RawIOBase):
     """Write-through to ``dst`` that counts and hashes the bytes (so a file never has to be re-read)."""
 
     def __init__(self, dst: BinaryIO) -> None:
@@ -453,10 +453,11 @@ class _HashingSink(io.RawIOBase):
         return self.size
 
     def write(self, data: Any) -> int:
-        self._dst.write(data)
-        self._digest.update(data)
-        self.size += len(data)
-        return len(data)
+        view = memoryview(data).cast("B")  # bytes, not items: any buffer Arrow hands over
+        self._dst.write(view)
+        self._digest.update(view)
+        self.size += len(view)
+        return len(view)
 
     def result(self) -> FileDigest:
         return FileDigest(self.size, self._digest.hexdigest())
@@ -475,7 +476,7 @@ class EnvelopeWriter(io.RawIOBase):
         self._prefix = os.urandom(8)
         self._header = _HEADER.pack(MAGIC, 1, _fingerprint(key), self._prefix, _SEGMENT)
         self._aead = AESGCM(_derive(key, "file"))
-        self._sink = _HashingSink(dst)
+        self._sink = HashingSink(dst)
         self._sink.write(self._header)
         self._buf = bytearray()
         self._index = 0
@@ -583,7 +584,7 @@ def write_parquet_sealed(table: pa.Table | pd.DataFrame, path: Path, key: bytes 
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with tmp.open("wb") as out:
-            sink: EnvelopeWriter | _HashingSink = EnvelopeWriter(out, key) if key is not None else _HashingSink(out)
+            sink: EnvelopeWriter | HashingSink = EnvelopeWriter(out, key) if key is not None else HashingSink(out)
             stream = pa.PythonFile(sink, mode="w")
             with pq.ParquetWriter(stream, data.schema, compression="zstd") as writer:
                 writer.write_table(data, row_group_size=_ROW_GROUP)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
-import io
 import itertools
 import json
 import logging
@@ -33,13 +32,12 @@ import shutil
 from collections.abc import Iterator, Mapping, MutableMapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, BinaryIO
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mdm.crypto import EnvelopeWriter, FileDigest, connect_duckdb, read_parquet_any
+from mdm.crypto import EnvelopeWriter, FileDigest, HashingSink, connect_duckdb, read_parquet_any
 from mdm.errors import MdmError
 from schemas.masking import MaskingConfig
 from validators.masking import MASK_CHUNK_ROWS, mask_chunks
@@ -183,32 +181,6 @@ def _write_customer_360(
         con.close()
 
 
-class _HashingFile(io.RawIOBase):
-    """Write-through to a file that counts and hashes the bytes (the manifest's digest without re-reading)."""
-
-    def __init__(self, dst: BinaryIO) -> None:
-        super().__init__()
-        self._dst = dst
-        self._digest = hashlib.sha256()
-        self.size = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.size
-
-    def write(self, data: Any) -> int:
-        view = memoryview(data).cast("B")
-        self._dst.write(view)
-        self._digest.update(view)
-        self.size += len(view)
-        return len(view)
-
-    def result(self) -> FileDigest:
-        return FileDigest(self.size, self._digest.hexdigest())
-
-
 class _ParquetOut:
     """One mart table's Parquet file written chunk by chunk (a row group each), zstd, sealed in an
     envelope when ``key`` is given: the table is never held whole. The file is inside the
@@ -216,8 +188,8 @@ class _ParquetOut:
 
     def __init__(self, path: Path, schema: pa.Schema, key: bytes | None) -> None:
         self._file = path.open("wb")
-        self._sink: EnvelopeWriter | _HashingFile = (
-            EnvelopeWriter(self._file, key) if key is not None else _HashingFile(self._file)
+        self._sink: EnvelopeWriter | HashingSink = (
+            EnvelopeWriter(self._file, key) if key is not None else HashingSink(self._file)
         )
         self._writer = pq.ParquetWriter(pa.PythonFile(self._sink, mode="w"), schema, compression="zstd")
         self.rows = 0
