@@ -40,7 +40,6 @@ from matchers.survivorship_lists import (
 )
 from matchers.survivorship_rules import (
     Records,
-    decoded,
     first_per_group,
     rank_keys,
     recency_rank,
@@ -144,11 +143,13 @@ def _take_column(recs: Records, name: str, pos: np.ndarray) -> pd.Series:
 
 def _taken(values: pa.Array, pos: np.ndarray) -> pa.ChunkedArray:
     """``values[pos]`` (null where ``pos`` is -1), a slice of positions at a time: Arrow reserves up to twice
-    a text take's output while it builds it, so slices keep that slack small (one chunk each)."""
+    a text take's output while it builds it, so slices keep that slack small (one chunk each). A
+    dictionary-encoded (code) column stays encoded: the golden record holds its codes, and the master
+    keeps them so (``schemas.master.TableSpec.codes``)."""
     parts = []
     for start in range(0, max(len(pos), 1), _TAKE_SLICE):
         piece = pos[start : start + _TAKE_SLICE]
-        parts.append(decoded(values.take(pa.array(piece, mask=piece < 0, type=pa.int64()))))
+        parts.append(values.take(pa.array(piece, mask=piece < 0, type=pa.int64())))
     return pa.chunked_array(parts, parts[0].type)
 
 
@@ -309,11 +310,12 @@ def _seen_dates(
     """
     n = len(golden_ids)
     today = pd.Timestamp(business_date).to_datetime64().astype("datetime64[ns]")
-    first_run: pa.Array = pa.repeat(run_id, n)
+    first_run: pa.Array = _one_value(run_id, n)
     first_date = np.full(n, today, dtype="datetime64[ns]")
     if previous is not None and len(previous) and "first_seen_run" in previous.columns:
         at = pc.index_in(golden_ids, value_set=as_strings(previous["golden_id"]).cast(golden_ids.type))
-        first_run = pc.coalesce(as_strings(previous["first_seen_run"]).take(at).cast(pa.string()), first_run)
+        carried_run = as_strings(previous["first_seen_run"]).take(at).cast(pa.string())
+        first_run = pc.dictionary_encode(pc.coalesce(carried_run, pa.scalar(run_id, pa.string())))
         dates = pd.to_datetime(previous["first_seen_date"], errors="coerce").to_numpy(dtype="datetime64[ns]")
         found = at.is_valid().to_numpy(zero_copy_only=False)
         carried = dates[np.where(found, at.fill_null(0).to_numpy(zero_copy_only=False), 0)]
@@ -321,6 +323,11 @@ def _seen_dates(
     return {
         "first_seen_run": arrow_series(first_run),
         "first_seen_date": first_date,
-        "last_seen_run": arrow_series(pa.repeat(run_id, n)),
+        "last_seen_run": arrow_series(_one_value(run_id, n)),
         "last_seen_date": np.full(n, today, dtype="datetime64[ns]"),
     }
+
+
+def _one_value(text: str, n: int) -> pa.Array:
+    """``n`` times ``text``, dictionary-encoded (one value: four bytes a row instead of the text)."""
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([text], pa.string()))

@@ -43,6 +43,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from mdm.errors import SecurityError
 from mdm.fsutil import fsync_dir, fsync_file
+from schemas.master import plain_schema, plain_values
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +51,16 @@ __all__ = [
     "ENV_MASTER_KEY",
     "ENV_MASTER_KEY_NEW",
     "MAGIC",
+    "EnvelopeReader",
     "EnvelopeWriter",
     "FileDigest",
     "connect_duckdb",
     "decrypt_file_bytes",
     "encrypt_bytes_to",
     "is_encrypted",
+    "iter_parquet_batches",
     "load_key",
+    "open_parquet",
     "read_parquet_encrypted",
     "sort_for_zone_maps",
     "write_duckdb_tables",
@@ -581,13 +585,18 @@ def write_parquet_sealed(table: pa.Table | pd.DataFrame, path: Path, key: bytes 
     """
     path = Path(path)
     data = _as_arrow(table)
+    schema = plain_schema(data.schema)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with tmp.open("wb") as out:
             sink: EnvelopeWriter | HashingSink = EnvelopeWriter(out, key) if key is not None else HashingSink(out)
             stream = pa.PythonFile(sink, mode="w")
-            with pq.ParquetWriter(stream, data.schema, compression="zstd") as writer:
-                writer.write_table(data, row_group_size=_ROW_GROUP)
+            with pq.ParquetWriter(stream, schema, compression="zstd") as writer:
+                if schema.equals(data.schema):
+                    writer.write_table(data, row_group_size=_ROW_GROUP)
+                else:  # dictionary-encoded (code) columns: stored as their values, a row group at a time
+                    for start in range(0, data.num_rows, _ROW_GROUP):
+                        writer.write_table(plain_values(data.slice(start, _ROW_GROUP)), row_group_size=_ROW_GROUP)
             digest = sink.finish() if isinstance(sink, EnvelopeWriter) else sink.result()
             out.flush()
             os.fsync(out.fileno())
@@ -706,3 +715,233 @@ def rotate_file(path: Path, old: bytes, new: bytes) -> None:
     finally:
         tmp.unlink(missing_ok=True)
         Path(str(tmp) + ".wal").unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- reading envelopes in place
+
+_CACHED_SEGMENTS = 2  # a read that straddles a boundary, and the one before it: enough for sequential scans
+PARQUET_BUFFER = 1 << 20  # bytes a Parquet column reader reads at a time from a streamed file (one segment)
+
+
+def _open_header(header: bytes, path: Path, key: bytes, key_name: str) -> tuple[bytes, int]:
+    """The nonce prefix and segment size of an envelope header, after checking its magic, version and key."""
+    if len(header) < _HEADER.size or not header.startswith(MAGIC):
+        raise SecurityError(f"{path} is not an encrypted file of this product")
+    _magic, version, fingerprint, prefix, segment = _HEADER.unpack(header)
+    if version != 1:
+        raise SecurityError(f"{path} uses encryption format {version}, which this version cannot read")
+    if not hmac.compare_digest(fingerprint, _fingerprint(key)):
+        raise _wrong_key(path, key_name)
+    if segment < 1:
+        raise SecurityError(f"{path} has a damaged header (segment size {segment})")
+    return prefix, segment
+
+
+def _segment_count(body: int, segment: int, path: Path) -> int:
+    """Segments in an envelope body of ``body`` bytes, as :class:`EnvelopeWriter` seals them: every segment
+    full but the last, which holds 1 to ``segment`` bytes (0 for an empty plaintext); never an empty one after a
+    full one. A body that cannot be such a sequence was cut short or padded."""
+    sealed = segment + _TAG
+    count = -(-body // sealed)
+    if count < 1 or body - (count - 1) * sealed < _TAG:
+        raise SecurityError(f"{path} fails its integrity check (its length): the file is damaged or was truncated")
+    return count
+
+
+class EnvelopeReader(io.RawIOBase):
+    """Readable, seekable plaintext of an envelope file, decrypting only the segments a read touches.
+
+    A Parquet reader reads the footer and then the column chunks it wants, wherever they are:
+    this serves those reads from the file in place, so no plaintext is held beyond the last
+    :data:`_CACHED_SEGMENTS` segments decrypted (memory does not grow with the file, unlike
+    :func:`decrypt_file_bytes`). The header (magic, version, key fingerprint) is checked on
+    open, and so is the last segment: its end marker proves the file is whole, so a truncated
+    file fails here and :attr:`size` (the plaintext length, from the file size) can be trusted.
+    Every other segment is authenticated when first read; a damaged one raises SecurityError
+    naming the file. Reads and seeks take a lock, so Arrow's reader threads may share it
+    (``pa.PythonFile`` keeps each seek-and-read pair together itself).
+    """
+
+    def __init__(self, path: Path, key: bytes, key_name: str = ENV_MASTER_KEY) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self._cache: dict[int, bytes] = {}  # insertion order: the oldest first
+        self._file = self.path.open("rb")
+        try:
+            self._header = self._file.read(_HEADER.size)
+            self._prefix, self._segment = _open_header(self._header, self.path, key, key_name)
+            body = os.fstat(self._file.fileno()).st_size - _HEADER.size
+            self._count = _segment_count(body, self._segment, self.path)
+            self._body = body
+            self.size = body - self._count * _TAG
+            self._aead = AESGCM(_derive(key, "file"))
+            self._lock = threading.Lock()
+            self._pos = 0
+            self._plain(self._count - 1)
+        except BaseException:
+            self.close()
+            raise
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        self._check_open()
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._check_open()
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}.get(whence)
+        if base is None:
+            raise ValueError(f"invalid whence ({whence})")
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset}")
+        with self._lock:
+            self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to ``size`` bytes from the current position (all that is left when ``size`` is negative)."""
+        self._check_open()
+        with self._lock:
+            start = self._pos
+            n = self.size - start if size is None or size < 0 else min(size, self.size - start)
+            if n <= 0:
+                return b""
+            parts = []
+            end = start + n
+            while start < end:
+                index, offset = divmod(start, self._segment)
+                plain = self._plain(index)
+                take = min(end - start, len(plain) - offset)
+                parts.append(memoryview(plain)[offset : offset + take])
+                start += take
+            self._pos = end
+        return parts[0].tobytes() if len(parts) == 1 else b"".join(parts)
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def _plain(self, index: int) -> bytes:
+        """Segment ``index`` decrypted (from the cache when it is there)."""
+        cached = self._cache.get(index)
+        if cached is not None:
+            return cached
+        sealed = self._segment + _TAG
+        at = index * sealed
+        length = min(sealed, self._body - at)
+        self._file.seek(_HEADER.size + at)
+        blob = self._file.read(length)
+        last = index == self._count - 1
+        try:
+            if len(blob) != length:
+                raise InvalidTag  # the file shrank while open
+            plain = self._aead.decrypt(_nonce(self._prefix, index), blob, _aad(self._header, index, last))
+        except InvalidTag:
+            raise SecurityError(
+                f"{self.path} fails its integrity check (segment {index}): the file is damaged or was altered"
+            ) from None
+        if len(self._cache) >= _CACHED_SEGMENTS:
+            del self._cache[next(iter(self._cache))]
+        self._cache[index] = plain
+        return plain
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError(f"I/O operation on closed file {self.path}")
+
+    def close(self) -> None:
+        if not self.closed:
+            file = getattr(self, "_file", None)  # None when opening it failed
+            if file is not None:
+                file.close()
+            self._cache = {}
+        super().close()
+
+
+class _EnvelopeParquetFile(pq.ParquetFile):
+    """A ParquetFile over an :class:`EnvelopeReader` that closes the reader (and its file) with itself.
+
+    A plain ParquetFile leaves a file object it was handed open on ``close()``.
+    """
+
+    def __init__(self, reader: EnvelopeReader, **options: Any) -> None:
+        self._envelope = reader
+        super().__init__(pa.PythonFile(reader, mode="r"), **options)
+
+    def close(self, force: bool = False) -> None:
+        try:
+            super().close(force=True)
+        finally:
+            self._envelope.close()
+
+
+def open_parquet(
+    path: Path, key: bytes | None, key_name: str = ENV_MASTER_KEY, buffer_size: int = PARQUET_BUFFER
+) -> pq.ParquetFile:
+    """A ``pq.ParquetFile`` over a Parquet file, plain or enveloped, read in place in bounded memory.
+
+    An envelope is read through :class:`EnvelopeReader` (decrypted segment by segment as the
+    reader asks), never decrypted whole; an envelope without a key raises SecurityError, as in
+    :func:`read_parquet_any`. Column chunks are read ``buffer_size`` bytes at a time (0: each
+    whole, faster on small files) and nothing is pre-buffered, so reading a row group does not
+    hold its compressed columns either. The caller closes it: ``with open_parquet(...) as f:``
+    (``close()`` also closes the file it reads).
+    """
+    path = Path(path)
+    options: dict[str, Any] = {"pre_buffer": False, "buffer_size": buffer_size}
+    if not is_encrypted(path):
+        return pq.ParquetFile(path, **options)
+    if key is None:
+        raise SecurityError(f"{path} is encrypted; set {key_name} to the key it was written with")
+    reader = EnvelopeReader(path, key, key_name)
+    try:
+        return _EnvelopeParquetFile(reader, **options)
+    except BaseException:
+        reader.close()
+        raise
+
+
+def iter_parquet_batches(
+    path: Path,
+    key: bytes | None,
+    batch_rows: int,
+    columns: list[str] | None = None,
+    key_name: str = ENV_MASTER_KEY,
+) -> Iterator[pa.RecordBatch]:
+    """The rows of a Parquet file (plain or enveloped) in order, ``batch_rows`` at a time (the last batch
+    fewer; none for an empty file), read in bounded memory (:func:`open_parquet`).
+
+    Batches are cut at ``batch_rows`` whatever the file's row groups, so a caller chunks a file
+    as it would chunk the same table in memory. The file is closed at the end, on an error, or
+    when the caller stops early (closing the generator).
+    """
+    if batch_rows < 1:
+        raise ValueError(f"batch_rows must be positive, not {batch_rows}")
+    with open_parquet(path, key, key_name) as file:
+        pending: list[pa.RecordBatch] = []
+        held = 0
+        for batch in file.iter_batches(batch_size=batch_rows, columns=columns):
+            while batch.num_rows:
+                take = min(batch_rows - held, batch.num_rows)
+                pending.append(batch.slice(0, take))
+                held += take
+                batch = batch.slice(take)
+                if held == batch_rows:
+                    yield _joined(pending)
+                    pending, held = [], 0
+        if held:
+            yield _joined(pending)
+
+
+def _joined(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
+    return batches[0] if len(batches) == 1 else pa.concat_batches(batches)

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from mdm.errors import DataQualityError, MdmError, SourceError
 from pipelines.landing import RunFolder, find_last_good_landing, read_landing, read_manifest
+from schemas.master import plain_values
 from schemas.settings import RunConfig
 from schemas.sources import SourceConfig
 
@@ -182,7 +183,7 @@ def rows_per_system(std: pa.Table | pd.DataFrame) -> dict[str, int]:
     """Standardized rows per ``source_system``."""
     if isinstance(std, pd.DataFrame):
         return {str(k): int(v) for k, v in std["source_system"].value_counts().items()}
-    counts = pc.value_counts(plain_columns(std.select(["source_system"])).column(0))
+    counts = pc.value_counts(plain_values(std.select(["source_system"])).column(0))
     return {str(v["values"]): int(v["counts"]) for v in counts.to_pylist()}
 
 
@@ -559,17 +560,9 @@ def source_records_table(std: pa.Table | pd.DataFrame) -> pa.Table:
     release_memory()
     pa.default_memory_pool().release_unused()
     kept = [c for c in SOURCE_RECORD_COLUMNS if c in _column_names(std)]
-    if isinstance(std, pa.Table):
-        return plain_columns(std.select(kept).replace_schema_metadata(None))
-    return plain_columns(pa.Table.from_pandas(std, columns=kept, preserve_index=False))
-
-
-def plain_columns(table: pa.Table) -> pa.Table:
-    """``table`` with dictionary-encoded columns (the flow's categoricals) decoded to their value type."""
-    for i, col in enumerate(table.schema):
-        if pa.types.is_dictionary(col.type):
-            table = table.set_column(i, col.name, table.column(i).cast(col.type.value_type))
-    return table
+    if isinstance(std, pa.Table):  # code columns stay dictionary-encoded (schemas.master.SOURCE_RECORDS.codes)
+        return std.select(kept).replace_schema_metadata(None)
+    return pa.Table.from_pandas(std, columns=kept, preserve_index=False)
 
 
 def build_analyst_mart(

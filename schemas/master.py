@@ -9,13 +9,17 @@ still required. ``pipelines.publish`` conforms every table to its spec before wr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mdm.errors import PublishError
 
-__all__ = ["MASTER_TABLES", "REQUIRED_TABLES", "TableSpec", "conform_table", "empty_table"]
+__all__ = [
+    "MASTER_TABLES", "REQUIRED_TABLES", "TableSpec", "conform_table", "empty_table", "plain_schema", "plain_values",
+]
 
 _STR = pa.string()
 _LIST = pa.list_(pa.string())
@@ -32,6 +36,15 @@ class TableSpec:
     open: bool = False
     required: bool = True  # publish refuses to go without it; optional tables are written empty
     optional: pa.Schema = _NO_COLUMNS  # types of further columns, when present
+    # Text columns of a few hundred values at most (systems, regions, run IDs, statuses; ``*``
+    # patterns allowed): dictionary-encoded in memory from assembly through the analyst mart, a
+    # few bytes a row instead of the text (at 10M records about a quarter of the tables' memory).
+    # Files and databases store them as plain text.
+    codes: tuple[str, ...] = ()
+
+    def is_code(self, column: str) -> bool:
+        """Whether ``column`` is one of this table's code-like text columns."""
+        return any(fnmatchcase(column, pattern) for pattern in self.codes)
 
 
 def _golden_optional() -> pa.Schema:
@@ -81,6 +94,10 @@ GOLDEN_CUSTOMER = TableSpec(
     ),
     open=True,
     optional=GOLDEN_OPTIONAL,
+    codes=(
+        "first_seen_run", "last_seen_run", "id_type", "gender", "name_script", "province", "city", "district",
+        "adcode", "*_source_system",
+    ),
 )
 
 CUSTOMER_XREF = TableSpec(
@@ -95,6 +112,7 @@ CUSTOMER_XREF = TableSpec(
             ("link_weight", pa.float64()),
         ]
     ),
+    codes=("source_system", "link_type"),
 )
 
 GOLDEN_ID_REGISTRY = TableSpec(
@@ -109,6 +127,7 @@ GOLDEN_ID_REGISTRY = TableSpec(
             ("issued_seq", pa.int64()),
         ]
     ),
+    codes=("status", "created_run_id", "retired_run_id"),
 )
 
 GOLDEN_ID_EVENTS = TableSpec(
@@ -125,6 +144,7 @@ GOLDEN_ID_EVENTS = TableSpec(
         ]
     ),
     required=False,
+    codes=("run_id", "event_type", "reason"),
 )
 
 MATCH_LINKS = TableSpec(
@@ -140,6 +160,7 @@ MATCH_LINKS = TableSpec(
     ),
     open=True,
     required=False,
+    codes=("decision",),
 )
 
 REVIEW_QUEUE = TableSpec(
@@ -189,6 +210,7 @@ CUSTOMER_SYSTEMS = TableSpec(
         ]
     ),
     required=False,
+    codes=("source_system",),
 )
 
 SOURCE_RECORDS = TableSpec(
@@ -221,6 +243,10 @@ SOURCE_RECORDS = TableSpec(
     ),
     open=True,
     required=False,
+    codes=(
+        "source_system", "source_file", "id_type", "id_type_declared", "id_type_raw", "gender", "gender_raw",
+        "name_script", "province", "city", "district", "adcode",
+    ),
 )
 
 MASTER_TABLES: dict[str, TableSpec] = {
@@ -245,6 +271,8 @@ REQUIRED_TABLES = tuple(name for name, spec in MASTER_TABLES.items() if spec.req
 
 
 def _family(t: pa.DataType) -> str:
+    if pa.types.is_dictionary(t):
+        return _family(t.value_type)
     checks = (
         ("null", pa.types.is_null),
         ("string", lambda x: pa.types.is_string(x) or pa.types.is_large_string(x)),
@@ -324,6 +352,11 @@ def conform_table(spec: TableSpec, data: pa.Table | pd.DataFrame) -> pa.Table:
     for col in [*spec.schema.names, *extra]:
         arr = table.column(col)
         expected = _expected_type(spec, col, arr.type)
+        if expected is not None and _family(expected) == "string" and _family(arr.type) in ("string", "null"):
+            arr = _text(arr, expected, spec.is_code(col))
+            expected = None
+        elif expected is None and spec.is_code(col) and _family(arr.type) == "string":
+            arr = _text(arr, pa.string(), True)
         if expected is not None and arr.type != expected:
             if not _compatible(arr.type, expected):
                 raise PublishError(
@@ -342,6 +375,40 @@ def conform_table(spec: TableSpec, data: pa.Table | pd.DataFrame) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
+def _text(arr: pa.ChunkedArray, expected: pa.DataType, code: bool) -> pa.ChunkedArray:
+    """A text column as the master holds it: ``expected`` (string) values, dictionary-encoded (int32
+    codes) when it is a code column or arrives encoded, plain otherwise."""
+    if pa.types.is_dictionary(arr.type) or code:
+        wanted = pa.dictionary(pa.int32(), expected)
+        if arr.type == wanted:
+            return arr
+        if pa.types.is_dictionary(arr.type):
+            return arr.cast(wanted)
+        return pc.dictionary_encode(arr.cast(expected) if arr.type != expected else arr)
+    return arr if arr.type == expected else arr.cast(expected)
+
+
 def empty_table(spec: TableSpec) -> pa.Table:
     """A table with the spec's required columns and no rows."""
     return spec.schema.empty_table()
+
+
+def plain_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with every dictionary-encoded field replaced by its value type (metadata kept)."""
+    fields = [
+        f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in schema
+    ]
+    return pa.schema(fields, metadata=schema.metadata)
+
+
+def plain_values(table: pa.Table) -> pa.Table:
+    """``table`` with its dictionary-encoded columns decoded to their values (the others as they are).
+
+    The master keeps code-like text (systems, regions, run IDs, lineage) dictionary-encoded in
+    memory; what is stored (Parquet files) and what readers get is plain text, so a caller
+    decodes a bounded slice at a time.
+    """
+    for i, field in enumerate(table.schema):
+        if pa.types.is_dictionary(field.type):
+            table = table.set_column(i, field.name, table.column(i).cast(field.type.value_type))
+    return table

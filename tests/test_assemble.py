@@ -15,7 +15,7 @@ import pytest
 from mdm.errors import MdmError
 from pipelines import steps
 from pipelines.publish import conform_tables
-from schemas.master import MASTER_TABLES, conform_table
+from schemas.master import MASTER_TABLES, conform_table, plain_values
 from tests.test_publish import make_tables
 
 KEYS = ["deposit:1", "deposit:2", "card:C1", "loan:L1", "card:C2", "loan:L2"]
@@ -102,7 +102,7 @@ def _previous_way(std: pd.DataFrame, matched: SimpleNamespace, golden: steps.Gol
     links["golden_id"] = golden_id
     xref = links[["source_system", "source_record_id", "record_key", "golden_id", "link_type", "link_weight"]]
     kept = [c for c in steps.SOURCE_RECORD_COLUMNS if c in std.columns]
-    source_records = steps.plain_columns(pa.Table.from_pandas(std, columns=kept, preserve_index=False))
+    source_records = plain_values(pa.Table.from_pandas(std, columns=kept, preserve_index=False))
     review = matched.review.assign(match_probability=[0.5]).drop(columns=["rid_l", "rid_r"])
     return {
         "customer_xref": conform_table(MASTER_TABLES["customer_xref"], xref),
@@ -120,7 +120,8 @@ def _previous_way(std: pd.DataFrame, matched: SimpleNamespace, golden: steps.Gol
 
 
 def _same(a: pa.Table, b: pa.Table) -> bool:
-    """Equal schemas and values, NaN equal to NaN (Table.equals holds NaN unequal to itself)."""
+    """Equal schemas and values, NaN equal to NaN (Table.equals holds NaN unequal to itself); code columns
+    compare by value (two dictionaries may order their values differently)."""
 
     def nan_free(t: pa.Table) -> pa.Table:
         for i, f in enumerate(t.schema):
@@ -128,7 +129,7 @@ def _same(a: pa.Table, b: pa.Table) -> bool:
                 t = t.set_column(i, f, pc.if_else(pc.is_nan(t.column(i)), -1e308, t.column(i)))
         return t
 
-    return a.schema.equals(b.schema) and nan_free(a).equals(nan_free(b))
+    return a.schema.equals(b.schema) and nan_free(plain_values(a)).equals(nan_free(plain_values(b)))
 
 
 def _run_log() -> pd.DataFrame:
@@ -170,10 +171,16 @@ def test_source_records_must_be_the_records_of_the_same_frame() -> None:
         steps.assemble_master_tables(std, matched, golden, quarantine, _run_log(), reordered.slice(0, 5))
 
 
-def test_source_records_table_has_plain_text_columns_and_the_frames_values() -> None:
+def test_source_records_table_has_the_frames_values_and_conforms_with_code_columns_encoded() -> None:
     std = _std()
     table = steps.source_records_table(std)
-    assert not any(pa.types.is_dictionary(f.type) for f in table.schema)
+    spec = MASTER_TABLES["source_records"]
+    conformed = conform_table(spec, table)
+    for field in conformed.schema:  # code columns held as codes, every other text column plain
+        if spec.is_code(field.name) and field.name in std.columns:
+            assert field.type == pa.dictionary(pa.int32(), pa.string()), field.name
+        else:
+            assert not pa.types.is_dictionary(field.type), field.name
     assert table["source_system"].to_pylist() == [k.split(":")[0] for k in KEYS]
     assert table["phones"].to_pylist()[4] is None and table["phones"].to_pylist()[2] == std["phones"][2]
     assert table.column_names == [c for c in steps.SOURCE_RECORD_COLUMNS if c in std.columns]

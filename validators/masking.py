@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.masking import DEFAULT_MASKING, PII_CLASSES, MaskingConfig, MaskPattern
+from schemas.master import plain_values
 from validators.masking_vector import assemble, hmac_hex, mask_fast, region_mask, token_norm_fast
 
 __all__ = [
@@ -434,6 +435,7 @@ def mask_table(
     not classify is removed (fail closed), so a new PII column never leaks by accident.
     ``memo`` (optional) shares tokens between the columns and tables masked with it.
     """
+    table = plain_values(table)  # code columns held dictionary-encoded: the analyst view is plain text
     names: list[str] = []
     arrays: list[pa.Array | None] = []
     dropped: list[str] = []
