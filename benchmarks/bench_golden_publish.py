@@ -200,13 +200,20 @@ def nightly_publish(
     held.clear()
     made.clear()
     release_memory()
+    kept = _mart_inputs(tables)  # publish consumes the tables; the run hands these two to the mart
     version = _timed(
         NIGHTLY_PUBLISH,
         lambda: publish_master(config.master_dir, run_id, tables, config.model.keep_versions, key),
         rows,
         profiler,
     )
-    return version, tables
+    return version, kept
+
+
+def _mart_inputs(tables: dict[str, Any]) -> dict[str, Any]:
+    """The tables the nightly run keeps through publish for the mart and the review sync (the others are
+    freed as they are written, and the mart reads them back from the version)."""
+    return {name: tables[name] for name in ("review_queue", "customer_xref") if name in tables}
 
 
 def _merge_parts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -286,17 +293,18 @@ def main() -> None:
     if wanted & {"publish", "mart", "golden_prev"} and version is None:
         from pipelines.publish import publish_master
 
+        tables, consumed = _mart_inputs(tables), tables
         version = _timed(
             "publish",
-            lambda: publish_master(config.master_dir, run_id, tables, config.model.keep_versions, key),
+            lambda: publish_master(config.master_dir, run_id, consumed, config.model.keep_versions, key),
             rows,
             profiler,
         )
     if profiler is not None:
         profiler.dump_stats(args.profile)
     if version is not None and "mart" in wanted:
-        # the published tables still in memory are handed over (Arrow ones are not read back)
-        _timed("analyst mart", lambda: steps.build_analyst_mart(config, Path(version), key, tables), rows)
+        # as the run does: the queue and the xref still in memory, the other tables read back in chunks
+        _timed("analyst mart", lambda: steps.build_analyst_mart(config, Path(version), key, dict(tables)), rows)
     if version is not None and "golden_prev" in wanted:
         previous = _timed("load previous master", lambda: load_previous(config.master_dir, key), rows)
         _timed(

@@ -14,7 +14,10 @@ per-customer counts by source system.
 Tables are masked and written in chunks of rows (:func:`validators.masking.mask_chunks`),
 streamed to each table's Parquet file and to ``mart.duckdb``: the build's own memory stays
 about the same whatever the size of the master (1M records: 1.5-1.9 GB above its start when
-whole masked tables and a memo of every token were held, 0.4 GB chunked).
+whole masked tables and a memo of every token were held, 0.4 GB chunked). A master table the
+caller does not hand over in memory is streamed from its (encrypted) Parquet file a chunk at
+a time too (:func:`mdm.crypto.iter_parquet_batches`), never read whole; only the narrow
+``customer_xref`` is, for ``customer_360``.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import os
 import queue
 import re
 import shutil
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Generator, Iterator, Mapping, MutableMapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -37,7 +40,15 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mdm.crypto import EnvelopeWriter, FileDigest, HashingSink, connect_duckdb, read_parquet_any
+from mdm.crypto import (
+    EnvelopeWriter,
+    FileDigest,
+    HashingSink,
+    connect_duckdb,
+    iter_parquet_batches,
+    open_parquet,
+    read_parquet_any,
+)
 from mdm.errors import MdmError
 from schemas.masking import MaskingConfig
 from validators.masking import MASK_CHUNK_ROWS, mask_chunks
@@ -350,18 +361,79 @@ class _Loader:
 def chunk_rows_for(table: pa.Table, chunk_bytes: int | None = None, most: int | None = None) -> int:
     """Rows of ``table`` holding about ``chunk_bytes`` (:data:`MART_CHUNK_BYTES`) at its average row
     size, at least 1 and at most ``most`` (:data:`MART_CHUNK_ROWS`)."""
+    return _rows_for(table.nbytes / max(table.num_rows, 1), chunk_bytes, most)
+
+
+_SAMPLE_ROWS = 8192  # rows of a file whose size in memory stands for its rows' (chunk_rows_for_file)
+
+
+def chunk_rows_for_file(
+    path: Path, key: bytes | None, chunk_bytes: int | None = None, most: int | None = None
+) -> int:
+    """:func:`chunk_rows_for` of the table in a Parquet file (plain or enveloped, opened with ``key``),
+    at the row size of its first :data:`_SAMPLE_ROWS` rows as read (the file is not read whole).
+
+    Not from the file's metadata: its uncompressed sizes are those of the encoded pages, where
+    repetitive text (systems, regions, statuses) is dictionary-encoded and weighs a few bytes a
+    row instead of its length once read. On a generated 30,000-record master (tests/test_mart_stream.py)
+    the metadata made chunks 1.3-2 times :data:`MART_CHUNK_BYTES`; the first rows came within 1%.
+    """
+    with open_parquet(path, key) as file:
+        sample = next(iter(file.iter_batches(batch_size=_SAMPLE_ROWS)), None)
+    per_row = sample.nbytes / sample.num_rows if sample is not None else 0.0
+    return _rows_for(per_row, chunk_bytes, most)
+
+
+def _rows_for(per_row: float, chunk_bytes: int | None, most: int | None) -> int:
     chunk_bytes = MART_CHUNK_BYTES if chunk_bytes is None else chunk_bytes
     most = MART_CHUNK_ROWS if most is None else most
-    per_row = table.nbytes / max(table.num_rows, 1)
     return max(1, min(most, int(chunk_bytes / per_row) if per_row else most))
 
 
+def _whole_source(
+    file: Path, held: object, key: bytes | None, chunk_rows: int | None
+) -> tuple[pa.Table | None, int]:
+    """The master table of ``file`` when it is held whole (``held``, or ``customer_xref``, which
+    :func:`customer_360` needs whole and is read whole: it is narrow), else None (it is streamed);
+    and the rows to mask at a time (``chunk_rows``, else from the table's row size)."""
+    table = held if isinstance(held, pa.Table) else None
+    if table is None and file.stem == "customer_xref":
+        table = read_parquet_any(file, key)
+    if chunk_rows:
+        return table, chunk_rows
+    return table, chunk_rows_for(table) if table is not None else chunk_rows_for_file(file, key)
+
+
+def _source_parts(
+    file: Path, held: pa.Table | None, key: bytes | None, chunk_rows: int
+) -> Generator[pa.Table, None, None]:
+    """A master table to mask: ``held`` whole when given, else the file's rows ``chunk_rows`` at a time,
+    read in bounded memory (an empty file: one empty table, which still carries the schema).
+
+    Close it when done (a generator): that closes the file even when the build stops early.
+    """
+    if held is not None:
+        yield held
+        return
+    empty = True
+    for batch in iter_parquet_batches(file, key, chunk_rows):
+        empty = False
+        yield pa.Table.from_batches([batch])
+    if empty:
+        with open_parquet(file, key) as source:
+            yield source.schema_arrow.empty_table()
+
+
 def _masked_chunks(
-    table: pa.Table, config: MaskingConfig, key: bytes, chunk_rows: int
+    parts: Iterator[pa.Table], config: MaskingConfig, key: bytes, chunk_rows: int
 ) -> tuple[pa.Schema, list[str], Iterator[pa.Table]]:
-    """The masked schema, the columns removed, and the masked chunks of ``table`` (the first one is
-    masked here, for its schema)."""
-    chunks = mask_chunks(table, config, key, chunk_rows)
+    """The masked schema, the columns removed, and the masked chunks of ``parts`` (each masked
+    ``chunk_rows`` rows at a time; the first chunk is masked here, for its schema).
+
+    A part of at most ``chunk_rows`` rows is one chunk, so a table streamed from its file is cut
+    where the same table held in memory would be: the mart comes out the same either way.
+    """
+    chunks = (masked for part in parts for masked in mask_chunks(part, config, key, chunk_rows))
     first, dropped = next(chunks)
     return first.schema, dropped, itertools.chain([first], (chunk for chunk, _ in chunks))
 
@@ -384,10 +456,14 @@ def build_mart(
     ``master_tables``: that version's tables already in memory (as published), so the files
     are not read and decrypted again; only tables with a file in the version are used. A
     mutable mapping is consumed: each table is removed from it once masked, so the caller's
-    copy is freed as the build goes (peak memory).
+    copy is freed as the build goes (peak memory). A table not held is streamed from its file
+    ``chunk_rows`` rows at a time (decrypted segment by segment), never held whole; only
+    ``customer_xref``, which :func:`customer_360` needs whole, is read whole (it is narrow).
+    Either way the mart is the same.
 
     Each table is masked ``chunk_rows`` rows at a time (by default as many as hold about
-    :data:`MART_CHUNK_BYTES` of it, :func:`chunk_rows_for`) and each chunk goes straight to the
+    :data:`MART_CHUNK_BYTES` of it, :func:`chunk_rows_for`; for a file, at the row size of its
+    first rows: :func:`chunk_rows_for_file`) and each chunk goes straight to the
     table's Parquet file and to ``mart.duckdb``, so the build's own memory does not grow with
     the master: no masked table, and no memo of tokens, is ever held whole (a chunk's distinct
     values are hashed afresh, which costs less than looking them up in a run-wide memo).
@@ -418,19 +494,17 @@ def build_mart(
         try:
             # One table at a time, largest first: the biggest tables the caller hands over are freed earliest.
             for file in sorted(sources, key=lambda f: -f.stat().st_size):
-                held = in_memory.pop(file.stem, None)
-                table = held if isinstance(held, pa.Table) else read_parquet_any(file, master_key)
-                del held
-                rows_at_a_time = chunk_rows or chunk_rows_for(table)
-                schema, dropped, chunks = _masked_chunks(table, config, token_key, rows_at_a_time)
-                if dropped:
-                    dropped_report[file.stem] = dropped
-                    log.info("mart: table %s without column(s) %s", file.stem, ", ".join(dropped))
-                rows, digests[f"{file.stem}.parquet"] = _write_table(
-                    database, file.stem, schema, chunks, partial / f"{file.stem}.parquet", mart_key
-                )
-                shapes[file.stem] = (rows, schema.names)
-                del chunks
+                table, rows_at_a_time = _whole_source(file, in_memory.pop(file.stem, None), master_key, chunk_rows)
+                with contextlib.closing(_source_parts(file, table, master_key, rows_at_a_time)) as parts:
+                    schema, dropped, chunks = _masked_chunks(parts, config, token_key, rows_at_a_time)
+                    if dropped:
+                        dropped_report[file.stem] = dropped
+                        log.info("mart: table %s without column(s) %s", file.stem, ", ".join(dropped))
+                    rows, digests[f"{file.stem}.parquet"] = _write_table(
+                        database, file.stem, schema, chunks, partial / f"{file.stem}.parquet", mart_key
+                    )
+                    shapes[file.stem] = (rows, schema.names)
+                    del chunks
                 if file.stem == "customer_xref":
                     shapes["customer_360"], digests["customer_360.parquet"] = _write_customer_360(
                         database, table, partial / "customer_360.parquet", mart_key, spill, rows_at_a_time

@@ -186,15 +186,17 @@ class NightlyRun:
             return steps.assemble_master_tables(keys, matched, golden, quarantine, run_log, source_records)
 
     def publish(self, tables: dict[str, pa.Table]) -> None:
-        with self.metrics.step("publish"):
+        rows = {name: tables[name].num_rows for name in ("golden_customer", "source_records")}
+        review_inputs = {name: tables[name] for name in ("review_queue", "customer_xref")}
+        with self.metrics.step("publish"):  # takes the tables over: each is freed once written
             version = tasks.publish(self.config, self.run_id, tables, self.key)
+        del tables
+        release_memory("publish")
         self.report.master_version = version
         steps.audit(self.config, "publish", f"master:{self.run_id}", {
-            "golden_customers": tables["golden_customer"].num_rows,
-            "source_records": tables["source_records"].num_rows})
-        review_inputs = {name: tables[name] for name in ("review_queue", "customer_xref")}
-        with self.metrics.step("analyst mart"):  # takes the tables over: each is freed once masked
-            self.report.mart_version = tasks.analyst_mart(self.config, version, self.key, tables)
+            "golden_customers": rows["golden_customer"], "source_records": rows["source_records"]})
+        with self.metrics.step("analyst mart"):  # reads the other tables back from the version, in chunks
+            self.report.mart_version = tasks.analyst_mart(self.config, version, self.key, dict(review_inputs))
         release_memory("the analyst mart")
         with self.metrics.step("review queue"):
             self.report.review_sync = tasks.review_queue(self.config, review_inputs, self.run_id)

@@ -26,7 +26,7 @@ import shutil
 import socket
 import threading
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -156,10 +156,36 @@ def write_parquet_file(table: pa.Table, path: Path, key: bytes | None = None) ->
     return write_parquet_sealed(table, path, key)
 
 
-def _load_duckdb(writer: DuckDBFileWriter, tables: Mapping[str, pa.Table], queue: _TableQueue) -> None:
+def _load_duckdb(writer: DuckDBFileWriter, tables: _HeldTables, queue: _TableQueue) -> None:
     while (name := queue.next()) is not None:
         layout = DUCKDB_LAYOUT.get(name, DuckDBLayout())
-        writer.add(name, tables[name], layout.indexes, layout.order_by)
+        writer.add(name, tables.get(name), layout.indexes, layout.order_by)
+        tables.done(name, "duckdb")
+
+
+class _HeldTables:
+    """The tables of a version being written, each dropped as soon as both its Parquet file is written and
+    its DuckDB load is done, so a table is not held for the rest of the publish (at 10M records the master
+    tables are several GB). The two parts finish on different threads: one lock."""
+
+    _PARTS = frozenset({"parquet", "duckdb"})
+
+    def __init__(self, tables: MutableMapping[str, pa.Table]) -> None:
+        self._tables = tables
+        self._left = {name: set(self._PARTS) for name in tables}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> pa.Table:
+        with self._lock:
+            return self._tables[name]
+
+    def done(self, name: str, part: str) -> None:
+        """``part`` of table ``name`` is written; the table is dropped once every part is."""
+        with self._lock:
+            left = self._left[name]
+            left.discard(part)
+            if not left:
+                del self._tables[name]
 
 
 class _TableQueue:
@@ -178,8 +204,11 @@ class _TableQueue:
             self._names.clear()
 
 
-def _write_version_files(folder: Path, tables: Mapping[str, pa.Table], key: bytes | None) -> dict[str, FileDigest]:
-    """Every table as Parquet plus the DuckDB database (:data:`DUCKDB_LAYOUT`), on both cores.
+def _write_version_files(
+    folder: Path, tables: MutableMapping[str, pa.Table], key: bytes | None
+) -> dict[str, FileDigest]:
+    """Every table as Parquet plus the DuckDB database (:data:`DUCKDB_LAYOUT`), on both cores; ``tables``
+    is consumed: each table is removed from it once its file is written and its load done (:class:`_HeldTables`).
 
     A second thread loads the tables into DuckDB, largest first, while this one writes the
     Parquet files and then loads the tables that thread has not started (DuckDB, the Parquet
@@ -189,19 +218,21 @@ def _write_version_files(folder: Path, tables: Mapping[str, pa.Table], key: byte
     published.
     """
     by_size = sorted(tables, key=lambda name: -tables[name].nbytes)
+    held = _HeldTables(tables)
     queue = _TableQueue(by_size)
     digests: dict[str, FileDigest] = {}
     path = folder / DUCKDB_FILE
     with DuckDBFileWriter(path, key) as writer, ThreadPoolExecutor(
         max_workers=1, thread_name_prefix="publish-duckdb"
     ) as pool:
-        loader = pool.submit(_load_duckdb, writer, tables, queue)
+        loader = pool.submit(_load_duckdb, writer, held, queue)
         try:
             for name in by_size:
                 if loader.done():
                     loader.result()  # the loader failed: stop here with its error
-                digests[f"{name}.parquet"] = write_parquet_file(tables[name], folder / f"{name}.parquet", key)
-            _load_duckdb(writer, tables, queue)
+                digests[f"{name}.parquet"] = write_parquet_file(held.get(name), folder / f"{name}.parquet", key)
+                held.done(name, "parquet")
+            _load_duckdb(writer, held, queue)
         except BaseException:
             queue.stop()  # the loader finishes the table it holds and stops; the writer then aborts
             raise
@@ -485,12 +516,26 @@ def publish_master(
     Steps: check every table against its schema; write Parquet files, ``master.duckdb`` and
     ``manifest.json`` into ``versions/<run_id>.partial``; fsync; rename to ``versions/<run_id>``;
     switch ``CURRENT`` atomically; prune versions beyond ``keep_versions`` (never the current).
+
+    A mutable mapping (a dict) is consumed: once the tables are checked and the version can be
+    written (the lock held, the run id new), the caller's mapping is emptied and publish holds
+    the only references, dropping each table as soon as its Parquet file is written and its
+    DuckDB load done, so the master is not held whole through the publish (at 10M records:
+    12-16 GB). Read what is needed afterwards from the version (its files, the manifest); a
+    retry needs the tables again. A read-only Mapping is left as it is (its tables stay held by
+    the caller). A failure still leaves only ``.partial``, the previous master untouched.
     """
     if not _RUN_ID.match(run_id) or run_id.endswith((PARTIAL, DELETING)):
         raise PublishError(f"run id {run_id!r} is not a valid version name (letters, digits, '.', '_', '-')")
     if keep_versions < 1:
         raise PublishError("keep_versions must be at least 1")
+    if not tables and isinstance(tables, MutableMapping):
+        raise PublishError(
+            "no tables to publish: the mapping is empty (publish_master empties a dict it is given, "
+            "so a second attempt needs the tables again)"
+        )
     conformed = conform_tables(tables)
+    shapes = {name: (t.num_rows, t.column_names) for name, t in conformed.items()}  # for the manifest
     master_dir = Path(master_dir)
     with master_lock(master_dir):
         root = _versions_dir(master_dir)
@@ -503,6 +548,8 @@ def publish_master(
         sequence = (previous[-1].sequence + 1) if previous else 1
         partial = root / (run_id + PARTIAL)
         partial.mkdir()
+        if isinstance(tables, MutableMapping):
+            tables.clear()  # the caller's references go: each table is freed once written (_HeldTables)
         digests = _write_version_files(partial, conformed, key)
         files: dict[str, dict[str, object]] = {
             name: {"bytes": d.size, "sha256": d.sha256} for name, d in sorted(digests.items())
@@ -512,8 +559,8 @@ def publish_master(
             "sequence": sequence,
             "published_at": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
             "tables": {
-                name: {"rows": t.num_rows, "file": f"{name}.parquet", "columns": t.column_names}
-                for name, t in conformed.items()
+                name: {"rows": rows, "file": f"{name}.parquet", "columns": columns}
+                for name, (rows, columns) in shapes.items()
             },
             "files": files,
         }
@@ -526,8 +573,8 @@ def publish_master(
         log.info(
             "published master version %s (%d golden customers, %d source records)",
             run_id,
-            conformed["golden_customer"].num_rows,
-            conformed["customer_xref"].num_rows,
+            shapes["golden_customer"][0],
+            shapes["customer_xref"][0],
         )
         try:
             _prune(master_dir, keep_versions)
