@@ -288,8 +288,8 @@ class DuckDBFileWriter:
 
     Tables are added one at a time, so a caller can hand each over and drop it (peak memory);
     :meth:`add` may be called from several threads at once (each call loads through its own
-    cursor, so two tables load side by side). :meth:`commit` checkpoints, fsyncs and renames
-    the temporary file into place, :meth:`abort` removes it. Use as a context manager: leaving
+    cursor, so two tables load side by side). :meth:`commit` builds the indexes asked for, then
+    checkpoints, fsyncs and renames the temporary file into place, :meth:`abort` removes it. Use as a context manager: leaving
     the block without commit aborts.
     """
 
@@ -307,6 +307,7 @@ class DuckDBFileWriter:
         self._con.execute("SET enable_progress_bar = false")
         self._memory_limit = memory_limit or None
         self._index_lock = threading.Lock()
+        self._indexes: list[tuple[str, str]] = []  # (table, column): built by commit, after every load
         if memory_limit:
             # a bounded buffer pool makes DuckDB write finished blocks out as it loads instead of
             # holding the whole database until the checkpoint: the 1M-record master loaded in
@@ -321,7 +322,7 @@ class DuckDBFileWriter:
         order_by: str | None = None,
     ) -> None:
         """Load ``table`` as table ``name``; ``order_by``: rows sorted by that column first
-        (:func:`sort_for_zone_maps`); ``indexes``: columns given an (ART) index afterwards."""
+        (:func:`sort_for_zone_maps`); ``indexes``: columns given an (ART) index at :meth:`commit`."""
         if self._con is None:
             raise RuntimeError(f"{self.path}: the writer is closed")
         data = _as_arrow(table)
@@ -339,18 +340,27 @@ class DuckDBFileWriter:
                 cur.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _mdm_src')
             finally:
                 cur.unregister("_mdm_src")
-            del data  # a sorted copy is not kept while the indexes are built
-            wanted = [c for c in indexes if c in columns]
-            if wanted:
-                with self._index_memory():
-                    for column in wanted:
-                        cur.execute(f'CREATE INDEX "idx_{name}_{column}" ON "{name}" ("{column}")')
+            del data
         finally:
             cur.close()
+        with self._index_lock:
+            self._indexes.extend((name, column) for column in indexes if column in columns)
+
+    def _build_indexes(self) -> None:
+        """The ART indexes of every table added, built once all are loaded: a caller that hands each
+        table over and drops it (publish) no longer holds them, so the index memory does not stack on
+        the tables (at 10M records the record_key index alone needs gigabytes)."""
+        assert self._con is not None
+        if not self._indexes:
+            return
+        with self._index_memory():
+            for name, column in self._indexes:
+                self._con.execute(f'CREATE INDEX "idx_{name}_{column}" ON "{name}" ("{column}")')
+        self._indexes.clear()
 
     @contextlib.contextmanager
     def _index_memory(self) -> Iterator[None]:
-        """Raise the memory limit while indexes are built (one index build at a time, loads share it)."""
+        """Raise the memory limit while the indexes are built."""
         assert self._con is not None
         with self._index_lock:
             if self._memory_limit is None:
@@ -372,6 +382,7 @@ class DuckDBFileWriter:
         if self._con is None:
             raise RuntimeError(f"{self.path}: the writer is closed")
         try:
+            self._build_indexes()
             self._con.execute("CHECKPOINT")
         finally:
             self._con.close()

@@ -223,9 +223,13 @@ def test_an_index_larger_than_the_loading_limit_is_built(tmp_path: Path, monkeyp
         m.setattr(crypto, "INDEX_MEMORY_SHARE", 32 * 2**20 / ram)
         with pytest.raises(duckdb.OutOfMemoryException), DuckDBFileWriter(tmp_path / "a.duckdb", None, "32MB") as w:
             w.add("x", keys, ("record_key",))
+            w.commit()  # the indexes are built at commit, once every table is loaded
+    assert not (tmp_path / "a.duckdb").exists()
     with DuckDBFileWriter(tmp_path / "b.duckdb", None, "32MB") as w:
         w.add("x", keys, ("record_key",))
         assert w._con is not None
+        assert w._con.execute("SELECT count(*) FROM duckdb_indexes()").fetchone() == (0,)  # not yet
+        w._build_indexes()
         limit = w._con.execute("SELECT current_setting('memory_limit')").fetchone()
         w.commit()
     assert limit is not None and limit[0].replace(" ", "") in {"32.0MiB", "30.5MiB", "32.0MB", "32MB"}
