@@ -444,7 +444,7 @@ def xref_table(
             "source_record_id": source_records.column("source_record_id"),
             "record_key": source_records.column("record_key"),
             "golden_id": _golden_ids_of(source_records.column("record_key"), golden_xref),
-            "link_type": link_type.cast(pa.string()),
+            "link_type": link_type.cast(pa.dictionary(pa.int32(), pa.string())),  # a code column
             "link_weight": pa.array(link_weight, pa.float64(), from_pandas=True),
         }
     )
@@ -491,7 +491,11 @@ def link_table(
     """
     keys = record_keys if record_keys is not None else _arrow_column(std, "record_key")
     row_rids = _rids(std)
-    sel = _decision_filter(_pairs_table(pairs), decisions)
+    table = pairs if isinstance(pairs, pa.Table) else _pairs_table(pairs)  # code columns stay encoded
+    wanted = pc.is_in(pc.cast(table["decision"], pa.string()), pa.array(decisions, pa.string()))
+    # the nightly run keeps no rejected pair, so every pair is usually wanted: no filtered copy then
+    sel = table if pc.all(wanted).as_py() is not False else table.filter(wanted)
+    del table, wanted
     left = keys.take(pa.array(_positions(row_rids, sel["rid_l"].to_numpy())))
     right = keys.take(pa.array(_positions(row_rids, sel["rid_r"].to_numpy())))
     rest = sel.drop_columns([c for c in ("rid_l", "rid_r") if c in sel.column_names])
