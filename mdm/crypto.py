@@ -289,8 +289,8 @@ class DuckDBFileWriter:
     Tables are added one at a time, so a caller can hand each over and drop it (peak memory);
     :meth:`add` may be called from several threads at once (each call loads through its own
     cursor, so two tables load side by side). :meth:`commit` builds the indexes asked for, then
-    checkpoints, fsyncs and renames the temporary file into place, :meth:`abort` removes it. Use as a context manager: leaving
-    the block without commit aborts.
+    checkpoints, fsyncs and renames the temporary file into place, :meth:`abort` removes it.
+    Use as a context manager: leaving the block without commit aborts.
     """
 
     def __init__(self, path: Path, key: bytes | None, memory_limit: str | None = WRITER_MEMORY_LIMIT) -> None:
