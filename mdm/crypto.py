@@ -545,13 +545,7 @@ def _encrypt_stream(src: BinaryIO, dst: BinaryIO, key: bytes) -> FileDigest:
 
 def _decrypt_stream(src: BinaryIO, path: Path, key: bytes, key_name: str) -> Iterator[bytes]:
     header = src.read(_HEADER.size)
-    if len(header) < _HEADER.size or not header.startswith(MAGIC):
-        raise SecurityError(f"{path} is not an encrypted file of this product")
-    _magic, version, fingerprint, prefix, segment = _HEADER.unpack(header)
-    if version != 1:
-        raise SecurityError(f"{path} uses encryption format {version}, which this version cannot read")
-    if not hmac.compare_digest(fingerprint, _fingerprint(key)):
-        raise _wrong_key(path, key_name)
+    prefix, segment = _open_header(header, path, key, key_name)
     aead = AESGCM(_derive(key, "file"))
     index = 0
     block = src.read(segment + _TAG)
