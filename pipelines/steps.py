@@ -336,7 +336,10 @@ def _pairs_table(pairs: pa.Table | pd.DataFrame, columns: list[str] | None = Non
 
 
 def _decision_filter(table: pa.Table, decisions: tuple[str, ...]) -> pa.Table:
-    return table.filter(pc.is_in(pc.cast(table["decision"], pa.string()), pa.array(decisions, pa.string())))
+    """The pairs with one of ``decisions``; ``table`` itself when every pair has one (the nightly run keeps no
+    rejected pair, so a filter would only copy the pairs)."""
+    wanted = pc.is_in(pc.cast(table["decision"], pa.string()), pa.array(decisions, pa.string()))
+    return table if pc.all(wanted).as_py() is not False else table.filter(wanted)
 
 
 _LINK_TYPES = np.array(["singleton", "auto", "deterministic", "must_link"], dtype=object)
@@ -491,11 +494,7 @@ def link_table(
     """
     keys = record_keys if record_keys is not None else _arrow_column(std, "record_key")
     row_rids = _rids(std)
-    table = pairs if isinstance(pairs, pa.Table) else _pairs_table(pairs)  # code columns stay encoded
-    wanted = pc.is_in(pc.cast(table["decision"], pa.string()), pa.array(decisions, pa.string()))
-    # the nightly run keeps no rejected pair, so every pair is usually wanted: no filtered copy then
-    sel = table if pc.all(wanted).as_py() is not False else table.filter(wanted)
-    del table, wanted
+    sel = _decision_filter(pairs if isinstance(pairs, pa.Table) else _pairs_table(pairs), decisions)  # codes kept
     left = keys.take(pa.array(_positions(row_rids, sel["rid_l"].to_numpy())))
     right = keys.take(pa.array(_positions(row_rids, sel["rid_r"].to_numpy())))
     rest = sel.drop_columns([c for c in ("rid_l", "rid_r") if c in sel.column_names])
