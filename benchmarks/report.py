@@ -77,9 +77,17 @@ def _table(header: Iterable[str], rows: Iterable[Iterable[Any]], align: str | No
 
 
 def through_publish(result: dict[str, Any]) -> tuple[float, float]:
-    """(wall seconds, peak RSS MB) of the steps from extract through publish."""
+    """(wall seconds, peak RSS MB) from extract through publish.
+
+    The wall time is the span from the start of the first of :data:`THROUGH_PUBLISH` to the end of
+    the last, gaps between the steps included; result files written before the steps carried
+    their start and end have the sum of the steps' times instead.
+    """
     steps = [s for s in result.get("steps", []) if s["step"] in THROUGH_PUBLISH]
-    return sum(s["wall_s"] for s in steps), max((s["peak_rss_mb"] for s in steps), default=float("nan"))
+    peak = max((s["peak_rss_mb"] for s in steps), default=float("nan"))
+    if steps and all(s.get("started_s") is not None and s.get("ended_s") is not None for s in steps):
+        return max(s["ended_s"] for s in steps) - min(s["started_s"] for s in steps), peak
+    return sum(s["wall_s"] for s in steps), peak
 
 
 def fit_exponent(points: list[tuple[float, float]]) -> float | None:

@@ -70,19 +70,21 @@ class NightlyRun:
             std = self.standardize(canonical, outcomes)
             del canonical  # each step's input is released once the next holds what it needs (peak memory)
             release_memory("standardize")
-            previous, constraints = tasks.load_previous(self.config, self.key), tasks.load_constraints(self.config)
-            matched = self.match(std, constraints)
-            release_memory("match")
-            golden = self.golden(std, matched, previous)
-            with self.metrics.step("publish"):  # the first master table, so the frame can go
-                source_records = steps.source_records_table(std)
+            with steps.open_version(self.config, self.run_id, self.key) as version:
+                with self.metrics.step("publish"):  # source_records is written while matching runs
+                    version.stage("source_records", steps.source_records_table(std))
+                previous, constraints = tasks.load_previous(self.config, self.key), tasks.load_constraints(self.config)
+                matched = self.match(std, constraints)
+                release_memory("match")
+                golden = self.golden(std, matched, previous)
                 keys = std.select(list(steps.RECORD_KEY_COLUMNS))
-            del std  # only the record keys are needed from here on
-            release_memory("golden IDs")
-            tables = self.assemble(keys, matched, golden, quarantine, previous, outcomes, source_records)
-            del keys, source_records, matched, golden, quarantine, previous
-            release_memory("assembling the master tables")
-            self.publish(tables)
+                del std  # only the record keys are needed from here on
+                release_memory("golden IDs")
+                tables = self.assemble(keys, matched, golden, quarantine, previous, outcomes, version.staged)
+                del keys, matched, golden, quarantine, previous
+                release_memory("assembling the master tables")
+                published, review_inputs = self.publish(version, tables)
+            self.serve(published, review_inputs)
             self.report.status = "Completed"
         except Exception as err:
             self.report.status = "Failed"
@@ -178,23 +180,28 @@ class NightlyRun:
         quarantine: pa.Table,
         previous: Any,
         outcomes: dict[str, steps.SourceOutcome],
-        source_records: pa.Table,
+        staged: frozenset[str],
     ) -> dict[str, pa.Table]:
-        """The version's tables, conformed to the master schemas (Arrow), ready to publish."""
+        """The version's tables not yet staged, conformed to the master schemas (Arrow), ready to publish."""
         with self.metrics.step("publish"):
             run_log = self._run_log(previous, outcomes, len(golden.golden))
-            return steps.assemble_master_tables(keys, matched, golden, quarantine, run_log, source_records)
+            return steps.assemble_master_tables(keys, matched, golden, quarantine, run_log, staged=staged)
 
-    def publish(self, tables: dict[str, pa.Table]) -> None:
-        rows = {name: tables[name].num_rows for name in ("golden_customer", "source_records")}
+    def publish(self, version: Any, tables: dict[str, pa.Table]) -> tuple[str, dict[str, pa.Table]]:
+        """Publish the version; its path, and the tables the steps after publish take from memory."""
+        rows = {name: tables[name].num_rows for name in ("golden_customer", "customer_xref")}
         review_inputs = {name: tables[name] for name in ("review_queue", "customer_xref")}
         with self.metrics.step("publish"):  # takes the tables over: each is freed once written
-            version = tasks.publish(self.config, self.run_id, tables, self.key)
+            published = tasks.publish(version, tables)
         del tables
         release_memory("publish")
-        self.report.master_version = version
+        self.report.master_version = published
         steps.audit(self.config, "publish", f"master:{self.run_id}", {
-            "golden_customers": rows["golden_customer"], "source_records": rows["source_records"]})
+            "golden_customers": rows["golden_customer"], "source_records": rows["customer_xref"]})
+        return published, review_inputs
+
+    def serve(self, version: str, review_inputs: dict[str, pa.Table]) -> None:
+        """What the published version feeds: the analysts' mart, the stewards' queue and look-up store."""
         with self.metrics.step("analyst mart"):  # reads the other tables back from the version, in chunks
             self.report.mart_version = tasks.analyst_mart(self.config, version, self.key, dict(review_inputs))
         release_memory("the analyst mart")

@@ -23,6 +23,11 @@ class StepMetrics:
     peak_rss_mb: float = 0.0
     rows_in: int | None = None
     rows_out: int | None = None
+    started_s: float | None = None
+    """When the step (its first part) started, in seconds since the run's metrics were created."""
+    ended_s: float | None = None
+    """When the step (its last part) ended: the run's span from one step to another includes the gaps
+    between steps and what runs beside them (a table staged for publish is written during matching)."""
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -31,6 +36,7 @@ class StepMetrics:
 @dataclass
 class RunMetrics:
     steps: list[StepMetrics] = field(default_factory=list)
+    origin: float = field(default_factory=time.perf_counter)
 
     @contextmanager
     def step(self, name: str) -> Iterator[StepMetrics]:
@@ -57,7 +63,9 @@ class RunMetrics:
         finally:
             stop.set()
             sampler.join()
-            metrics.wall_s = round(time.perf_counter() - t0, 3)
+            t1 = time.perf_counter()
+            metrics.wall_s = round(t1 - t0, 3)
+            metrics.started_s, metrics.ended_s = round(t0 - self.origin, 3), round(t1 - self.origin, 3)
             metrics.cpu_s = round(time.process_time() - c0, 3)
             metrics.peak_rss_mb = round(max(peak[0], proc.memory_info().rss) / 2**20, 1)
             self._record(metrics)
@@ -72,6 +80,7 @@ class RunMetrics:
                 held.wall_s = round(held.wall_s + metrics.wall_s, 3)
                 held.cpu_s = round(held.cpu_s + metrics.cpu_s, 3)
                 held.peak_rss_mb = max(held.peak_rss_mb, metrics.peak_rss_mb)
+                held.ended_s = metrics.ended_s
                 held.rows_in = metrics.rows_in if metrics.rows_in is not None else held.rows_in
                 held.rows_out = metrics.rows_out if metrics.rows_out is not None else held.rows_out
                 return

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -25,10 +24,8 @@ import re
 import shutil
 import socket
 import threading
-from collections import deque
 from collections.abc import Iterator, Mapping, MutableMapping
-from concurrent.futures import ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,15 +33,20 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from mdm.crypto import DuckDBFileWriter, FileDigest, connect_duckdb, read_parquet_any, write_parquet_sealed
+from mdm.crypto import connect_duckdb, read_parquet_any
 from mdm.errors import MdmError, PublishError, RunLockedError
 from mdm.fsutil import fsync_dir, fsync_file
+from pipelines.version_files import DUCKDB_FILE, DUCKDB_LAYOUT, DuckDBLayout, VersionFiles, sha256_file
 from schemas.master import MASTER_TABLES, REQUIRED_TABLES, conform_table, empty_table
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "DUCKDB_FILE",
+    "DUCKDB_LAYOUT",
+    "DuckDBLayout",
     "MasterNotFoundError",
+    "PendingVersion",
     "PreviousMaster",
     "VersionInfo",
     "connect_version",
@@ -59,13 +61,11 @@ __all__ = [
 ]
 
 MANIFEST = "manifest.json"
-DUCKDB_FILE = "master.duckdb"
 CURRENT = "CURRENT"
 LOCK = ".lock"
 PARTIAL = ".partial"
 DELETING = ".deleting"
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_CHUNK = 1 << 20
 
 
 class MasterNotFoundError(MdmError):
@@ -96,152 +96,6 @@ class PreviousMaster:
 
 
 # --------------------------------------------------------------------------- file primitives
-
-
-@dataclass(frozen=True)
-class DuckDBLayout:
-    """How one master table is stored in ``master.duckdb`` for the look-ups that read it there.
-
-    ``order_by``: rows loaded sorted by this column, so DuckDB's zone maps skip the blocks a
-    point look-up cannot match (:func:`mdm.crypto.sort_for_zone_maps`); ``indexes``: columns
-    given an ART index.
-    """
-
-    order_by: str | None = None
-    indexes: tuple[str, ...] = ()
-
-
-# Who reads master.duckdb, and by which columns: steward/evidence.py (the web app while a version
-# has no lookup store yet, and `mdm review show` / `export`): golden_customer, golden_id_registry,
-# customer_systems and golden_id_events by golden_id, golden_id_events by related_golden_id,
-# customer_xref by golden_id and by record_key, match_links by (record_key_l, record_key_r),
-# source_records by record_key, and the search fallback by id_number / name_norm /
-# name_latin_key / mobile (phones: always a scan). steward/lookup_build.py and the analyst mart
-# read whole tables. Analysts query the mart, never this database.
-#
-# Golden IDs are ``G`` + random symbols: a table sorted by golden_id is pruned by zone maps, a
-# point look-up costs 2-3 ms more than through an index at 1M records, so the narrow golden-ID
-# tables have none; golden_customer (57 columns, 10-25 ms more without) keeps its index, cheap
-# to build on sorted keys. Record keys share long prefixes (``deposit:6100...``), which zone maps
-# cannot tell apart, so look-ups by record key keep an index; these tables arrive in (nearly)
-# record-key order, which makes it cheap too (0.3 s instead of 2 s at 1M rows). Not indexed: the
-# search columns of source_records (the web app searches its lookup store; the fallback scans a
-# column in 10-30 ms instead of 1-5 ms) and match_links.record_key_r (no query filters on it
-# alone). At 1M records: 6 indexes instead of 14, about 10 s less CPU and a third less file.
-DUCKDB_LAYOUT: dict[str, DuckDBLayout] = {
-    "golden_customer": DuckDBLayout(order_by="golden_id", indexes=("golden_id",)),
-    "customer_xref": DuckDBLayout(indexes=("record_key", "golden_id")),
-    "golden_id_registry": DuckDBLayout(order_by="golden_id"),
-    "golden_id_events": DuckDBLayout(order_by="golden_id", indexes=("related_golden_id",)),
-    "match_links": DuckDBLayout(indexes=("record_key_l",)),
-    "customer_systems": DuckDBLayout(order_by="golden_id"),
-    "source_records": DuckDBLayout(indexes=("record_key",)),
-}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def write_parquet_file(table: pa.Table, path: Path, key: bytes | None = None) -> FileDigest:
-    """Write one table as Parquet, encrypted when ``key`` is given (the single place a master Parquet is written).
-
-    One streaming pass: encrypted page by page and hashed on the way to disk (then fsynced);
-    returns the file's size and SHA-256 for the manifest.
-    """
-    return write_parquet_sealed(table, path, key)
-
-
-def _load_duckdb(writer: DuckDBFileWriter, tables: _HeldTables, queue: _TableQueue) -> None:
-    while (name := queue.next()) is not None:
-        layout = DUCKDB_LAYOUT.get(name, DuckDBLayout())
-        writer.add(name, tables.get(name), layout.indexes, layout.order_by)
-        tables.done(name, "duckdb")
-
-
-class _HeldTables:
-    """The tables of a version being written, each dropped as soon as both its Parquet file is written and
-    its DuckDB load is done, so a table is not held for the rest of the publish (at 10M records the master
-    tables are several GB). The two parts finish on different threads: one lock."""
-
-    _PARTS = frozenset({"parquet", "duckdb"})
-
-    def __init__(self, tables: MutableMapping[str, pa.Table]) -> None:
-        self._tables = tables
-        self._left = {name: set(self._PARTS) for name in tables}
-        self._lock = threading.Lock()
-
-    def get(self, name: str) -> pa.Table:
-        with self._lock:
-            return self._tables[name]
-
-    def done(self, name: str, part: str) -> None:
-        """``part`` of table ``name`` is written; the table is dropped once every part is."""
-        with self._lock:
-            left = self._left[name]
-            left.discard(part)
-            if not left:
-                del self._tables[name]
-
-
-class _TableQueue:
-    """The tables not yet handed to a DuckDB loader, largest first; :meth:`stop` hands out no more."""
-
-    def __init__(self, names: list[str]) -> None:
-        self._names = deque(names)
-        self._lock = threading.Lock()
-
-    def next(self) -> str | None:
-        with self._lock:
-            return self._names.popleft() if self._names else None
-
-    def stop(self) -> None:
-        with self._lock:
-            self._names.clear()
-
-
-def _write_version_files(
-    folder: Path, tables: MutableMapping[str, pa.Table], key: bytes | None
-) -> dict[str, FileDigest]:
-    """Every table as Parquet plus the DuckDB database (:data:`DUCKDB_LAYOUT`), on both cores; ``tables``
-    is consumed: each table is removed from it once its file is written and its load done (:class:`_HeldTables`).
-
-    A second thread loads the tables into DuckDB, largest first, while this one writes the
-    Parquet files and then loads the tables that thread has not started (DuckDB, the Parquet
-    writer and the ciphers release the GIL). The database is written only from the Arrow
-    tables in memory, never read back. An error in either thread stops the other and is raised
-    here; the folder is still ``.partial`` and the database file a temporary one, so nothing is
-    published.
-    """
-    by_size = sorted(tables, key=lambda name: -tables[name].nbytes)
-    held = _HeldTables(tables)
-    queue = _TableQueue(by_size)
-    digests: dict[str, FileDigest] = {}
-    path = folder / DUCKDB_FILE
-    with DuckDBFileWriter(path, key) as writer, ThreadPoolExecutor(
-        max_workers=1, thread_name_prefix="publish-duckdb"
-    ) as pool:
-        loader = pool.submit(_load_duckdb, writer, held, queue)
-        try:
-            for name in by_size:
-                if loader.done():
-                    loader.result()  # the loader failed: stop here with its error
-                digests[f"{name}.parquet"] = write_parquet_file(held.get(name), folder / f"{name}.parquet", key)
-                held.done(name, "parquet")
-            _load_duckdb(writer, held, queue)
-        except BaseException:
-            queue.stop()  # the loader finishes the table it holds and stops; the writer then aborts
-            raise
-        finally:
-            wait([loader])
-        loader.result()
-        writer.commit()
-    digests[DUCKDB_FILE] = FileDigest(path.stat().st_size, _sha256(path))
-    return digests
 
 
 def connect_version(master_dir: Path, version: str, key: bytes | None = None) -> duckdb.DuckDBPyConnection:
@@ -399,7 +253,7 @@ def verify_version(path: Path) -> None:
         raise PublishError(f"version {path.name} has a manifest without a file list; it cannot be used")
     for name, meta in files.items():
         file = path / name
-        if not file.is_file() or file.stat().st_size != meta["bytes"] or _sha256(file) != meta["sha256"]:
+        if not file.is_file() or file.stat().st_size != meta["bytes"] or sha256_file(file) != meta["sha256"]:
             raise PublishError(f"version {path.name}: file {name} is missing or does not match its checksum")
 
 
@@ -490,18 +344,160 @@ def _prune(master_dir: Path, keep_versions: int) -> list[str]:
     return removed
 
 
-def conform_tables(tables: Mapping[str, pa.Table | pd.DataFrame]) -> dict[str, pa.Table]:
-    """Every master table checked against its schema and cast to it (missing optional tables empty)."""
+def conform_tables(
+    tables: Mapping[str, pa.Table | pd.DataFrame], staged: frozenset[str] = frozenset()
+) -> dict[str, pa.Table]:
+    """Every master table checked against its schema and cast to it (missing optional tables empty).
+
+    ``staged``: tables already handed to the version (:meth:`PendingVersion.stage`), neither
+    required here nor filled in.
+    """
     unknown = sorted(set(tables) - set(MASTER_TABLES))
     if unknown:
         raise PublishError(f"unknown master table(s) {', '.join(unknown)}; schemas/master.py lists the tables")
-    missing = [t for t in REQUIRED_TABLES if t not in tables]
+    twice = sorted(set(tables) & staged)
+    if twice:
+        raise PublishError(f"table(s) {', '.join(twice)} were staged already and are given again")
+    missing = [t for t in REQUIRED_TABLES if t not in tables and t not in staged]
     if missing:
         raise PublishError(f"cannot publish without table(s) {', '.join(missing)}")
     return {
         name: conform_table(spec, tables[name]) if name in tables else empty_table(spec)
         for name, spec in MASTER_TABLES.items()
+        if name not in staged
     }
+
+
+def _check_publish_args(run_id: str, keep_versions: int) -> None:
+    if not _RUN_ID.match(run_id) or run_id.endswith((PARTIAL, DELETING)):
+        raise PublishError(f"run id {run_id!r} is not a valid version name (letters, digits, '.', '_', '-')")
+    if keep_versions < 1:
+        raise PublishError("keep_versions must be at least 1")
+
+
+class PendingVersion:
+    """Version ``run_id`` being written under ``versions/<run_id>.partial``, published by :meth:`publish`.
+
+    Opening it takes the run lock (held until it is published or aborted), removes the leftovers
+    of interrupted publishes and refuses a run id already published. :meth:`stage` hands a table
+    over early: it is written on a background thread while the run goes on
+    (:class:`pipelines.version_files.VersionFiles`). :meth:`publish` writes the rest and makes the
+    version current. Use as a context manager: leaving the block unpublished aborts and removes
+    the ``.partial`` folder; the previous master is untouched either way.
+    """
+
+    def __init__(self, master_dir: Path, run_id: str, keep_versions: int, key: bytes | None = None) -> None:
+        _check_publish_args(run_id, keep_versions)
+        self.master_dir = Path(master_dir)
+        self.run_id = run_id
+        self._keep_versions = keep_versions
+        self._shapes: dict[str, tuple[int, list[str]]] = {}  # per table: rows and columns, for the manifest
+        self._published: Path | None = None
+        self._stack = ExitStack()
+        self._stack.enter_context(master_lock(self.master_dir))
+        try:
+            self._root = _versions_dir(self.master_dir)
+            self._root.mkdir(parents=True, exist_ok=True)
+            _clean_leftovers(self._root)
+            if (self._root / run_id).exists():
+                raise PublishError(f"version {run_id} is already published; every run needs a new run id")
+            self._partial = self._root / (run_id + PARTIAL)
+            self._partial.mkdir()
+            self._stack.callback(self._remove_partial)
+            self._files = self._stack.enter_context(VersionFiles(self._partial, key))
+        except BaseException:
+            self._stack.close()
+            raise
+
+    @property
+    def staged(self) -> frozenset[str]:
+        """The tables handed over with :meth:`stage`."""
+        return self._files.staged
+
+    def stage(self, name: str, table: pa.Table | pd.DataFrame) -> None:
+        """Check ``table`` against its master schema now and write it on a background thread.
+
+        Keep no other reference to the table if it is to be freed once written; a write that
+        fails is raised by :meth:`publish`.
+        """
+        if name not in MASTER_TABLES:
+            raise PublishError(f"unknown master table {name}; schemas/master.py lists the tables")
+        conformed = conform_table(MASTER_TABLES[name], table)
+        self._shapes[name] = (conformed.num_rows, conformed.column_names)
+        self._files.stage(name, conformed)
+
+    def publish(self, tables: Mapping[str, pa.Table | pd.DataFrame]) -> Path:
+        """Publish the staged tables and ``tables`` as this version, make it current; the version folder.
+
+        Every table is checked against its schema before anything more is written. A mutable
+        mapping (a dict) is then consumed: the caller's mapping is emptied and each table dropped
+        as soon as its Parquet file is written and its DuckDB load done, so the master is not held
+        whole through the publish (at 10M records: 12-16 GB). Read what is needed afterwards from
+        the version. A read-only Mapping is left as it is.
+        """
+        if self._published is not None:
+            raise PublishError(f"version {self.run_id} is already published")
+        if not tables and isinstance(tables, MutableMapping):
+            raise PublishError(
+                "no tables to publish: the mapping is empty (publish_master empties a dict it is given, "
+                "so a second attempt needs the tables again)"
+            )
+        conformed = conform_tables(tables, self.staged)
+        return self._publish_conformed(conformed, tables if isinstance(tables, MutableMapping) else None)
+
+    def _publish_conformed(self, conformed: dict[str, pa.Table], consume: MutableMapping[str, object] | None) -> Path:
+        self._shapes.update((name, (t.num_rows, t.column_names)) for name, t in conformed.items())
+        shapes = {name: self._shapes[name] for name in MASTER_TABLES if name in self._shapes}
+        if consume is not None:
+            consume.clear()  # the caller's references go: each table is freed once written
+        digests = self._files.write(conformed)
+        del conformed
+        sequence = max((v.sequence for v in list_versions(self.master_dir)), default=0) + 1
+        manifest = {
+            "run_id": self.run_id,
+            "sequence": sequence,
+            "published_at": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
+            "tables": {
+                name: {"rows": rows, "file": f"{name}.parquet", "columns": columns}
+                for name, (rows, columns) in shapes.items()
+            },
+            "files": {name: {"bytes": d.size, "sha256": d.sha256} for name, d in sorted(digests.items())},
+        }
+        partial = self._partial
+        (partial / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+        fsync_file(partial / MANIFEST)
+        fsync_dir(partial)
+        final = self._root / self.run_id
+        os.rename(partial, final)
+        self._published = final
+        fsync_dir(self._root)
+        _write_text_atomic(self.master_dir / CURRENT, self.run_id + "\n")
+        log.info(
+            "published master version %s (%d golden customers, %d source records)",
+            self.run_id,
+            shapes["golden_customer"][0],
+            shapes["customer_xref"][0],
+        )
+        try:
+            _prune(self.master_dir, self._keep_versions)
+        except OSError as e:  # the new version is published; a failed clean-up must not hide that
+            log.warning("retention could not remove old versions (%s); the next publish retries", e)
+        self.close()
+        return final
+
+    def _remove_partial(self) -> None:
+        if self._published is None and self._partial.exists():
+            _remove_tree(self._partial)
+
+    def close(self) -> None:
+        """Abort unless published (the staged writes are waited for, ``.partial`` removed), release the lock."""
+        self._stack.close()
+
+    def __enter__(self) -> PendingVersion:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def publish_master(
@@ -517,70 +513,20 @@ def publish_master(
     ``manifest.json`` into ``versions/<run_id>.partial``; fsync; rename to ``versions/<run_id>``;
     switch ``CURRENT`` atomically; prune versions beyond ``keep_versions`` (never the current).
 
-    A mutable mapping (a dict) is consumed: once the tables are checked and the version can be
-    written (the lock held, the run id new), the caller's mapping is emptied and publish holds
-    the only references, dropping each table as soon as its Parquet file is written and its
-    DuckDB load done, so the master is not held whole through the publish (at 10M records:
-    12-16 GB). Read what is needed afterwards from the version (its files, the manifest); a
-    retry needs the tables again. A read-only Mapping is left as it is (its tables stay held by
-    the caller). A failure still leaves only ``.partial``, the previous master untouched.
+    A mutable mapping (a dict) is consumed once the tables are checked and the version can be
+    written (the lock held, the run id new): see :meth:`PendingVersion.publish`. A read-only
+    Mapping is left as it is. A refused publish (bad schema, lock held, run id used) leaves the
+    mapping as it was; any failure leaves the previous master untouched.
     """
-    if not _RUN_ID.match(run_id) or run_id.endswith((PARTIAL, DELETING)):
-        raise PublishError(f"run id {run_id!r} is not a valid version name (letters, digits, '.', '_', '-')")
-    if keep_versions < 1:
-        raise PublishError("keep_versions must be at least 1")
+    _check_publish_args(run_id, keep_versions)
     if not tables and isinstance(tables, MutableMapping):
         raise PublishError(
             "no tables to publish: the mapping is empty (publish_master empties a dict it is given, "
             "so a second attempt needs the tables again)"
         )
-    conformed = conform_tables(tables)
-    shapes = {name: (t.num_rows, t.column_names) for name, t in conformed.items()}  # for the manifest
-    master_dir = Path(master_dir)
-    with master_lock(master_dir):
-        root = _versions_dir(master_dir)
-        root.mkdir(parents=True, exist_ok=True)
-        _clean_leftovers(root)
-        final = root / run_id
-        if final.exists():
-            raise PublishError(f"version {run_id} is already published; every run needs a new run id")
-        previous = list_versions(master_dir)
-        sequence = (previous[-1].sequence + 1) if previous else 1
-        partial = root / (run_id + PARTIAL)
-        partial.mkdir()
-        if isinstance(tables, MutableMapping):
-            tables.clear()  # the caller's references go: each table is freed once written (_HeldTables)
-        digests = _write_version_files(partial, conformed, key)
-        files: dict[str, dict[str, object]] = {
-            name: {"bytes": d.size, "sha256": d.sha256} for name, d in sorted(digests.items())
-        }
-        manifest = {
-            "run_id": run_id,
-            "sequence": sequence,
-            "published_at": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
-            "tables": {
-                name: {"rows": rows, "file": f"{name}.parquet", "columns": columns}
-                for name, (rows, columns) in shapes.items()
-            },
-            "files": files,
-        }
-        (partial / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
-        fsync_file(partial / MANIFEST)
-        fsync_dir(partial)
-        os.rename(partial, final)
-        fsync_dir(root)
-        _write_text_atomic(master_dir / CURRENT, run_id + "\n")
-        log.info(
-            "published master version %s (%d golden customers, %d source records)",
-            run_id,
-            shapes["golden_customer"][0],
-            shapes["customer_xref"][0],
-        )
-        try:
-            _prune(master_dir, keep_versions)
-        except OSError as e:  # the new version is published; a failed clean-up must not hide that
-            log.warning("retention could not remove old versions (%s); the next publish retries", e)
-    return final
+    conformed = conform_tables(tables)  # schema errors before the lock is taken or anything is written
+    with PendingVersion(master_dir, run_id, keep_versions, key) as version:
+        return version._publish_conformed(conformed, tables if isinstance(tables, MutableMapping) else None)
 
 
 def rollback(master_dir: Path, version: str | None = None) -> Path:

@@ -508,43 +508,59 @@ def assemble_master_tables(
     quarantine: pa.Table,
     run_log: pd.DataFrame,
     source_records: pa.Table | None = None,
+    staged: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """The tables of one master version (docs/ARCHITECTURE.md §5), conformed to the master schemas as Arrow.
 
     ``source_records`` built beforehand (:func:`source_records_table` of the same frame) lets the
     caller free the standardized frame first; ``std`` then needs only :data:`RECORD_KEY_COLUMNS`.
+    ``staged``: tables the caller has already handed to the version
+    (:meth:`pipelines.publish.PendingVersion.stage`), left out here; with ``source_records``
+    among them the record keys come from ``std``.
     Every table is converted to Arrow once: the record keys of ``customer_xref`` and
     ``match_links`` come from ``source_records``, the golden tables are converted here, and
     publish, the mart and the review sync all use these (the pandas frames of the earlier
     steps can then be released: peak memory).
     """
     pairs = matched.pairs
-    given = source_records is not None
-    if source_records is None:
-        source_records = source_records_table(std)
+    check = source_records is not None and "source_records" not in staged  # built by the caller beforehand
+    if "source_records" in staged:  # its keys are the records' own
+        keys = ["source_system", "source_record_id", "record_key"]
+        records = std.select(keys) if isinstance(std, pa.Table) else pa.table({c: _arrow_column(std, c) for c in keys})
+    else:
+        records = source_records if source_records is not None else source_records_table(std)
     if isinstance(std, pa.Table):
         std = std.select(list(RECORD_KEY_COLUMNS))
-    if given:  # built by the caller beforehand: it must be of these records
-        _check_same_records(std, source_records)
+    if check:  # it must be of these records
+        _check_same_records(std, records)
     review = matched.review.copy()
     if "match_probability" not in review.columns:
         review["match_probability"] = _review_probabilities(review, pairs)
     from pipelines.publish import conform_tables
 
-    return conform_tables({
+    tables = {
         "golden_customer": golden.golden,
-        "customer_xref": xref_table(std, pairs, golden.xref[["record_key", "golden_id"]], source_records),
+        "customer_xref": xref_table(std, pairs, golden.xref[["record_key", "golden_id"]], records),
         "customer_systems": golden.customer_systems,
         "golden_id_registry": golden.registry,
         "golden_id_events": golden.events,
         "match_links": link_table(
-            std, pairs, (*ACCEPTED, "review", "cannot_link", "hard_conflict"), source_records.column("record_key")
+            std, pairs, (*ACCEPTED, "review", "cannot_link", "hard_conflict"), records.column("record_key")
         ),
         "review_queue": review.drop(columns=[c for c in ("rid_l", "rid_r") if c in review.columns]),
         "quarantine": quarantine,
         "run_log": run_log,
-        "source_records": source_records,
-    })
+        "source_records": records,
+    }
+    return conform_tables({name: t for name, t in tables.items() if name not in staged}, staged)
+
+
+def open_version(config: RunConfig, run_id: str, key: bytes | None) -> Any:
+    """The run's master version, opened for writing (:class:`pipelines.publish.PendingVersion`): tables can
+    be staged into it as soon as they are final; leaving its ``with`` block unpublished removes it."""
+    from pipelines.publish import PendingVersion
+
+    return PendingVersion(config.master_dir, run_id, config.model.keep_versions, key)
 
 
 RECORD_KEY_COLUMNS = ("rid", "record_key", "source_system", "source_record_id")

@@ -75,12 +75,11 @@ def golden(
 
 
 @task(name="publish", cache_policy=NO_CACHE)
-def publish(config: RunConfig, run_id: str, tables: dict[str, Any], key: bytes | None) -> str:
-    """Publish ``tables`` (consumed: each is freed once written, so no retry can reuse them; a failure
-    leaves the previous master as it was, and the night is rerun)."""
-    from pipelines.publish import publish_master
-
-    return str(publish_master(config.master_dir, run_id, tables, config.model.keep_versions, key))
+def publish(version: Any, tables: dict[str, Any]) -> str:
+    """Publish the pending version (:class:`pipelines.publish.PendingVersion`) with ``tables`` (consumed:
+    each is freed once written, so no retry can reuse them; a failure leaves the previous master as it
+    was, and the night is rerun)."""
+    return str(version.publish(tables))
 
 
 @task(name="analyst-mart", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5, retry_condition_fn=_retry_on_io)

@@ -101,6 +101,17 @@ def test_through_publish_sums_the_steps_up_to_publish_only() -> None:
     assert wall == sum(range(1, 7)) and peak == 600.0
 
 
+def test_through_publish_spans_from_extract_to_publish_gaps_included() -> None:
+    result = _nightly(1, 1, 1.0)
+    clock = 0.0
+    for step in result["steps"]:  # type: ignore[attr-defined]
+        clock += 0.5  # a gap before every step
+        step["started_s"], step["ended_s"] = clock, clock + step["wall_s"]
+        clock = step["ended_s"]
+    wall, peak = through_publish(result)
+    assert wall == sum(range(1, 7)) + 5 * 0.5 and peak == 600.0  # the gaps between the six steps count
+
+
 def test_rewrite_replaces_only_marked_blocks(results: Path) -> None:
     doc = "intro stays\n" + "".join(f"<!-- generated:{n} -->\nold {n}\n<!-- /generated:{n} -->\n" for n in BLOCKS)
     out, done = rewrite(doc + "outro stays\n", results)

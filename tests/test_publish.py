@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 from mdm.crypto import FileDigest, plain_values
 from mdm.errors import PublishError, RunLockedError
 from pipelines import publish as pub
+from pipelines import version_files as vf
 from pipelines.publish import (
     MasterNotFoundError,
     current_version,
@@ -449,9 +450,9 @@ def test_database_layout_serves_the_stewards_lookups(tmp_path: Path) -> None:
 
 def _fail_on(table: str, exc: Exception) -> Callable[..., None]:
     """DuckDBFileWriter.add, raising ``exc`` for ``table``."""
-    original = pub.DuckDBFileWriter.add
+    original = vf.DuckDBFileWriter.add
 
-    def add(self: pub.DuckDBFileWriter, name: str, *args: Any, **kwargs: Any) -> None:
+    def add(self: vf.DuckDBFileWriter, name: str, *args: Any, **kwargs: Any) -> None:
         if name == table:
             raise exc
         return original(self, name, *args, **kwargs)
@@ -469,23 +470,22 @@ def test_a_failure_mid_publish_leaves_the_previous_master_intact(
     before = snapshot(tmp_path)
     boom = OSError("disk full")
     if where == "duckdb":
-        monkeypatch.setattr(pub.DuckDBFileWriter, "add", _fail_on("golden_id_registry", boom))
+        monkeypatch.setattr(vf.DuckDBFileWriter, "add", _fail_on("golden_id_registry", boom))
     else:
-        original = pub.write_parquet_file
+        original = vf.write_parquet_file
 
         def write(table: pa.Table, path: Path, key: bytes | None = None) -> FileDigest:
             if path.stem == "customer_xref":
                 raise boom
             return original(table, path, key)
 
-        monkeypatch.setattr(pub, "write_parquet_file", write)
+        monkeypatch.setattr(vf, "write_parquet_file", write)
     with pytest.raises(OSError, match="disk full"):
         publish_master(tmp_path, "r2", make_tables(30, "b"), keep_versions=3, key=KEY)
     assert not [t for t in threading.enumerate() if t.name.startswith("publish-duckdb")]  # the loader stopped
     partial = tmp_path / "versions" / "r2.partial"
-    assert not [p.name for p in partial.iterdir() if p.name.endswith(".tmp")]  # the database was aborted
-    after = snapshot(tmp_path)
-    assert {k: v for k, v in after.items() if not k.startswith("versions/r2.partial")} == before
+    assert not partial.exists()  # the failed version's folder (its files, the database) is removed
+    assert snapshot(tmp_path) == before
     assert current_version(tmp_path) == tmp_path / "versions" / "r1"
     pub.verify_version(tmp_path / "versions" / "r1")
     monkeypatch.undo()
@@ -539,19 +539,19 @@ def test_each_table_is_dropped_once_both_its_file_and_its_load_are_done(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     events: list[tuple[str, str, bool]] = []
-    held: list[pub._HeldTables] = []
-    original_init, original_done = pub._HeldTables.__init__, pub._HeldTables.done
+    held: list[vf._HeldTables] = []
+    original_init, original_done = vf._HeldTables.__init__, vf._HeldTables.done
 
-    def init(self: pub._HeldTables, tables: Any) -> None:
+    def init(self: vf._HeldTables, tables: Any) -> None:
         original_init(self, tables)
         held.append(self)
 
-    def done(self: pub._HeldTables, name: str, part: str) -> None:
+    def done(self: vf._HeldTables, name: str, part: str) -> None:
         original_done(self, name, part)
         events.append((name, part, name in self._tables))
 
-    monkeypatch.setattr(pub._HeldTables, "__init__", init)
-    monkeypatch.setattr(pub._HeldTables, "done", done)
+    monkeypatch.setattr(vf._HeldTables, "__init__", init)
+    monkeypatch.setattr(vf._HeldTables, "done", done)
     given: dict[str, Any] = dict(make_tables(50))
     publish_master(tmp_path, "r1", given, keep_versions=3, key=KEY)
     assert given == {} and len(held) == 1 and held[0]._tables == {}
@@ -566,7 +566,7 @@ def test_a_failure_after_the_dict_is_consumed_leaves_the_previous_master(
 ) -> None:
     publish_master(tmp_path, "r1", make_tables(20), keep_versions=3, key=KEY)
     before = snapshot(tmp_path)
-    monkeypatch.setattr(pub.DuckDBFileWriter, "add", _fail_on("customer_xref", OSError("disk full")))
+    monkeypatch.setattr(vf.DuckDBFileWriter, "add", _fail_on("customer_xref", OSError("disk full")))
     given: dict[str, Any] = dict(make_tables(30, "b"))
     with pytest.raises(OSError, match="disk full"):
         publish_master(tmp_path, "r2", given, keep_versions=3, key=KEY)
@@ -586,3 +586,104 @@ def test_a_refused_publish_leaves_the_dict_as_it_was(tmp_path: Path) -> None:
     with pytest.raises(PublishError, match="customer_xref: column link_weight"):
         publish_master(tmp_path, "r2", given, keep_versions=3)
     assert set(given) == set(make_tables(2))
+
+
+# --------------------------------------------------------------------------- tables staged ahead of the publish
+
+
+def test_a_staged_table_is_written_in_the_background_and_published_with_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    tables = _shuffled_tables(200)
+    expected = pub.conform_tables(tables)
+    writers: dict[str, str] = {}
+    published = threading.Event()
+    original = vf.write_parquet_file
+
+    def write(table: pa.Table, path: Path, key: bytes | None = None) -> FileDigest:
+        writers[path.stem] = threading.current_thread().name + (" after" if published.is_set() else " before")
+        return original(table, path, key)
+
+    monkeypatch.setattr(vf, "write_parquet_file", write)
+    with pub.PendingVersion(tmp_path, "r1", keep_versions=3, key=KEY) as version:
+        version.stage("customer_xref", tables.pop("customer_xref"))
+        version.stage("golden_id_events", tables.pop("golden_id_events"))
+        assert version.staged == {"customer_xref", "golden_id_events"}
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "versions" / "r1.partial" / "golden_id_events.parquet").exists():
+            assert time.monotonic() < deadline, "the staged tables were not written before the publish"
+            time.sleep(0.01)
+        published.set()
+        path = version.publish(tables)
+    assert tables == {}
+    assert writers["customer_xref"].startswith("publish-early") and writers["customer_xref"].endswith("before")
+    assert writers["golden_customer"].endswith("after")
+    assert not [t for t in threading.enumerate() if t.name.startswith("publish-")]
+    with open_master(tmp_path, key=KEY) as con:
+        _published_equals(path, con, expected)
+        indexes = set(con.execute("SELECT table_name, index_name FROM duckdb_indexes()").fetchall())
+    assert ("customer_xref", "idx_customer_xref_record_key") in indexes  # a staged table's indexes are built too
+    pub.verify_version(path)
+    assert list(json.loads((path / "manifest.json").read_text())["tables"]) == [
+        n for n in pub.MASTER_TABLES if n in expected
+    ]
+
+
+def test_a_failed_staged_write_fails_the_publish_and_leaves_the_previous_master(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    publish_master(tmp_path, "r1", make_tables(20), keep_versions=3, key=KEY)
+    before = snapshot(tmp_path)
+    monkeypatch.setattr(vf.DuckDBFileWriter, "add", _fail_on("customer_xref", OSError("disk full")))
+    tables: dict[str, Any] = dict(make_tables(30, "b"))
+    with pub.PendingVersion(tmp_path, "r2", keep_versions=3, key=KEY) as version:
+        version.stage("customer_xref", tables.pop("customer_xref"))
+        with pytest.raises(OSError, match="disk full"):
+            version.publish(tables)
+    assert snapshot(tmp_path) == before  # the .partial folder is gone as well
+    assert current_version(tmp_path) == tmp_path / "versions" / "r1"
+    monkeypatch.undo()
+    publish_master(tmp_path, "r2", make_tables(30, "b"), keep_versions=3, key=KEY)  # the lock was released
+    assert current_version(tmp_path) == tmp_path / "versions" / "r2"
+
+
+def test_a_run_that_fails_after_staging_removes_its_version_and_releases_the_lock(tmp_path: Path) -> None:
+    import threading
+
+    publish_master(tmp_path, "r1", make_tables(20), keep_versions=3, key=KEY)
+    before = snapshot(tmp_path)
+    with (
+        pytest.raises(RuntimeError, match="matching failed"),
+        pub.PendingVersion(tmp_path, "r2", keep_versions=3, key=KEY) as version,
+    ):
+        version.stage("customer_xref", make_tables(500, "b")["customer_xref"])
+        raise RuntimeError("matching failed")
+    assert not [t for t in threading.enumerate() if t.name.startswith("publish-")]
+    assert snapshot(tmp_path) == before
+    assert current_version(tmp_path) == tmp_path / "versions" / "r1"
+    publish_master(tmp_path, "r2", make_tables(30, "b"), keep_versions=3, key=KEY)
+
+
+def test_staging_refuses_unknown_repeated_and_re_given_tables(tmp_path: Path) -> None:
+    tables = make_tables(5)
+    with pub.PendingVersion(tmp_path, "r1", keep_versions=3) as version:
+        with pytest.raises(PublishError, match="unknown master table nope"):
+            version.stage("nope", tables["customer_xref"])
+        with pytest.raises(PublishError, match="customer_xref: column link_weight"):
+            version.stage("customer_xref", tables["customer_xref"].assign(link_weight="high"))
+        version.stage("customer_xref", tables["customer_xref"])
+        with pytest.raises(PublishError, match="already staged"):
+            version.stage("customer_xref", tables["customer_xref"])
+        with pytest.raises(PublishError, match="customer_xref were staged already and are given again"):
+            version.publish(tables)
+        del tables["customer_xref"]
+        with pytest.raises(PublishError, match=r"cannot publish without table.*golden_customer"):
+            version.publish({k: v for k, v in tables.items() if k != "golden_customer"})
+        path = version.publish(tables)
+    assert json.loads((path / "manifest.json").read_text())["tables"]["customer_xref"]["rows"] == 5
+    with pytest.raises(PublishError, match="already published"):
+        pub.PendingVersion(tmp_path, "r1", keep_versions=3)
+    with master_lock(tmp_path):  # the lock is free again (and re-entrant within one process)
+        pass
