@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import logging
+import time
 from functools import lru_cache
 from typing import Any
 
@@ -35,7 +36,9 @@ def release_memory(after: str = "") -> bool:
 
     ``after`` names the step just finished: the resident size left is logged with it.
     """
+    started = time.perf_counter()
     gc.collect()
+    collected = time.perf_counter()
     import pyarrow as pa
 
     pa.default_memory_pool().release_unused()  # Arrow's own allocator keeps freed pages too
@@ -43,5 +46,11 @@ def release_memory(after: str = "") -> bool:
     if lib is not None:
         lib.malloc_trim(0)
     if after:
-        log.info("memory after %s: %.0f MB resident", after, psutil.Process().memory_info().rss / 2**20)
+        log.info(
+            "memory after %s: %.0f MB resident (collected in %.2f s, returned in %.2f s)",
+            after,
+            psutil.Process().memory_info().rss / 2**20,
+            collected - started,
+            time.perf_counter() - collected,
+        )
     return lib is not None

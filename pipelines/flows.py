@@ -17,7 +17,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from mdm.memory import release_memory
-from pipelines import steps, tasks
+from pipelines import preload, steps, tasks
 from pipelines.landing import RunFolder
 from pipelines.metrics import RunMetrics
 from pipelines.report import RunReport
@@ -61,6 +61,7 @@ class NightlyRun:
         self.report = RunReport(run_id=self.run_id, business_date=business_date.isoformat())
         self.only_sources = only_sources
         self.started = dt.datetime.now(steps.SHANGHAI)
+        preload.start()  # the data-quality library's import overlaps the first extract
 
     def execute(self) -> dict[str, Any]:
         logger = get_run_logger()

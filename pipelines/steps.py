@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mdm.errors import DataQualityError, MdmError, SourceError
+from pipelines import preload
 from pipelines.landing import RunFolder, find_last_good_landing, read_landing, read_manifest
 from schemas.master import plain_values
 from schemas.settings import RunConfig
@@ -105,6 +106,7 @@ def extract_and_gate(config: RunConfig, src: SourceConfig, folder: RunFolder) ->
     try:
         result = extract_source(src, config.sources_base, folder.run_id)
         prev = previous_row_count(config.runs_dir, src.system, folder.run_id)
+        preload.wait()  # the gates' library, imported while this extract was read (pipelines.preload)
         gate = run_source_gates(
             result.canonical, src, config.sources.quality, prev, folder.quality_dir / src.system
         )
