@@ -54,3 +54,23 @@ def release_memory(after: str = "") -> bool:
             time.perf_counter() - collected,
         )
     return lib is not None
+
+
+def freeze_long_lived() -> float:
+    """Collect once, then move every object alive now to the permanent generation; the seconds it took.
+
+    Called once the run's libraries are imported (the data-quality and orchestration libraries
+    alone leave about 360k tracked objects): each later :func:`release_memory` no longer walks
+    them (0.16 s less per call). Objects that die later are still freed by reference counting;
+    only a reference cycle among them would wait for :func:`unfreeze`, which the run calls when it
+    ends (so a process running many flows does not keep one run's objects out of collection).
+    """
+    started = time.perf_counter()
+    gc.collect()
+    gc.freeze()
+    return time.perf_counter() - started
+
+
+def unfreeze() -> None:
+    """Put the objects :func:`freeze_long_lived` froze back under the collector."""
+    gc.unfreeze()

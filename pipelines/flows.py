@@ -16,7 +16,7 @@ import pyarrow as pa
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from mdm.memory import release_memory
+from mdm.memory import freeze_long_lived, release_memory, unfreeze
 from pipelines import preload, steps, tasks
 from pipelines.landing import RunFolder
 from pipelines.metrics import RunMetrics
@@ -68,6 +68,7 @@ class NightlyRun:
         logger.info("run %s for business date %s", self.run_id, self.business_date)
         try:
             canonical, quarantine, outcomes = self.extract()
+            freeze_long_lived()  # the libraries are imported: later collections skip their objects
             std = self.standardize(canonical, outcomes)
             del canonical  # each step's input is released once the next holds what it needs (peak memory)
             release_memory("standardize")
@@ -97,6 +98,7 @@ class NightlyRun:
                 logger.error("run %s failed: %s; the published master is unchanged", self.run_id, err)
             raise
         finally:
+            unfreeze()
             steps.audit(self.config, "run", f"run:{self.run_id}", {
                 "business_date": self.business_date.isoformat(), "status": self.report.status,
                 "master_version": self.report.master_version})

@@ -28,3 +28,26 @@ def test_release_collects_cycles_even_while_the_collector_is_off() -> None:
         if was:
             gc.enable()
     assert trimmed is (ctypes.util.find_library("c") is not None)
+
+
+def test_frozen_objects_are_skipped_until_unfrozen_and_new_cycles_are_still_collected() -> None:
+    from mdm.memory import freeze_long_lived, unfreeze
+
+    old = _Node()
+    old_ref = weakref.ref(old)
+    try:
+        assert freeze_long_lived() >= 0
+        assert gc.get_freeze_count() > 0
+        del old
+        release_memory()
+        assert old_ref() is not None  # frozen: a cycle alive at the freeze is not walked any more
+        new = _Node()
+        new_ref = weakref.ref(new)
+        del new
+        release_memory()
+        assert new_ref() is None  # created after the freeze: collected as before
+    finally:
+        unfreeze()
+    assert gc.get_freeze_count() == 0
+    release_memory()
+    assert old_ref() is None  # back under the collector: the old cycle goes too

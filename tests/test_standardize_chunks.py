@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -67,7 +68,14 @@ ROWS: list[dict[str, object]] = [
 
 
 def whole_table(table: pa.Table, rules: StandardizeRules) -> pa.Table:
-    return pa.Table.from_pandas(standardize(table, rules), preserve_index=False)
+    """The whole table standardized at once: the canonical columns as given, then the columns added."""
+    frame = standardize(table, rules)
+    added = [c for c in frame.columns if c not in table.column_names]
+    assert list(frame.columns) == table.column_names + added  # the canonical columns lead, in their order
+    expected = pa.Table.from_pandas(frame, columns=added, preserve_index=False)
+    for name, column in zip(expected.column_names, expected.columns, strict=True):
+        table = table.append_column(expected.schema.field(name), column)
+    return table.replace_schema_metadata(None)
 
 
 def assert_same(chunked: pa.Table, whole: pa.Table) -> None:
@@ -225,9 +233,9 @@ def test_chunks_are_of_equal_size_so_no_small_last_chunk_is_left(monkeypatch: py
     sizes: list[int] = []
     real = std_module._standardize
 
-    def spy(canonical: pa.Table, rules: StandardizeRules, first_rid: int = 0, for_chunks: bool = False) -> object:
+    def spy(canonical: pa.Table, rules: StandardizeRules, **kwargs: Any) -> object:
         sizes.append(canonical.num_rows)
-        return real(canonical, rules, first_rid=first_rid, for_chunks=for_chunks)
+        return real(canonical, rules, **kwargs)
 
     monkeypatch.setattr(std_module, "_standardize", spy)
     table = canonical(ROWS * 3)

@@ -63,6 +63,13 @@ class StandardizeRules:
 
 FlagSource = pd.Series | FlagCodes | tuple[np.ndarray | pd.Series, str]
 
+FIELD_INPUTS: frozenset[str] = frozenset({
+    "source_system", "source_record_id", "name", "name_latin", "id_type_declared", "id_number_raw", "gender_raw",
+    "gender_declared", "birth_date_raw", "mobile_raw", "phone_raw", "address_raw", "email_raw", "updated_at_raw",
+})
+"""The canonical columns the field rules read; :func:`standardize_table` converts only these to pandas, the
+others (customer number, raw ID type, file, line, trust) pass through as the Arrow columns they are."""
+
 
 def _flag_codes(source: FlagSource) -> FlagCodes:
     """A flag source as codes: a Series of flag lists (or None), a Series of single flag strings (or None),
@@ -122,10 +129,11 @@ def standardize_table(
 ) -> pa.Table:
     """:func:`standardize` as an Arrow table, ``chunk_rows`` (default ``rules.chunk_rows``) records at a time.
 
-    The result equals ``pa.Table.from_pandas(standardize(canonical, rules), preserve_index=False)``
-    (columns, types, values, row order) whatever the chunk size; the schema carries no pandas
-    metadata when there is more than one chunk. Each chunk's frame is freed before the next one;
-    each chunk starts its own second process (when it has ``rules.min_rows_for_workers`` records).
+    The result holds ``canonical``'s own columns as they are (only :data:`FIELD_INPUTS` are ever
+    converted to pandas), then the columns :func:`standardize` adds, converted from its frame
+    (columns, types, values, row order the same whatever the chunk size); the schema carries no
+    pandas metadata. Each chunk's frame is freed before the next one; each chunk starts its own
+    second process (when it has ``rules.min_rows_for_workers`` records).
     """
     rules = rules or StandardizeRules()
     size = rules.chunk_rows if chunk_rows is None else chunk_rows
@@ -133,33 +141,52 @@ def standardize_table(
         raise ValueError(f"chunk_rows must be at least 1, got {size}")
     n = canonical.num_rows
     if n <= size:
-        frame = standardize(canonical, rules)
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        del frame
-        return table
+        with paused_gc():
+            return _with_canonical(canonical, _standardize(canonical, rules, fields_only=True))
     parts = []
     size = -(-n // -(-n // size))  # equal chunks: ceil(n / number of chunks)
     for start in range(0, n, size):
         with paused_gc():
-            frame = _standardize(canonical.slice(start, size), rules, first_rid=start, for_chunks=True)
-            parts.append(pa.Table.from_pandas(frame, preserve_index=False))
+            chunk = canonical.slice(start, size)
+            frame = _standardize(chunk, rules, first_rid=start, for_chunks=True, fields_only=True)
+            parts.append(_with_canonical(chunk, frame))
             del frame
         release_memory()
         log.info("standardized records %d-%d of %d", start + 1, min(start + size, n), n)
     return join_chunks(parts, rules.max_names_per_id)
 
 
+def _with_canonical(canonical: pa.Table, frame: pd.DataFrame) -> pa.Table:
+    """The standardized table: ``canonical``'s columns as they are, then the columns ``frame`` added."""
+    added = [c for c in frame.columns if c not in canonical.column_names]
+    table = pa.Table.from_pandas(frame, columns=added, preserve_index=False)
+    del frame
+    out = canonical.replace_schema_metadata(None)
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        out = out.append_column(table.schema.field(name), column)
+    return out
+
+
 def _standardize(
-    canonical: pa.Table | pd.DataFrame, rules: StandardizeRules, first_rid: int = 0, for_chunks: bool = False
+    canonical: pa.Table | pd.DataFrame,
+    rules: StandardizeRules,
+    first_rid: int = 0,
+    for_chunks: bool = False,
+    fields_only: bool = False,
 ) -> pd.DataFrame:
     """The standardized records; ``first_rid`` is the first record's ``rid``. ``for_chunks`` adds the
     temporary columns :func:`validators.standardize_chunks.join_chunks` needs to apply the shared-ID rule
-    over all chunks."""
+    over all chunks. ``fields_only`` (an Arrow ``canonical``): of the canonical columns, the frame holds
+    only :data:`FIELD_INPUTS` (the caller adds the others from Arrow, :func:`_with_canonical`)."""
     n = canonical.num_rows if isinstance(canonical, pa.Table) else len(canonical)
     # started first: the second process's imports and gazetteer load overlap the conversion below
     offloaded = Offloaded(canonical, rules.workers > 1 and n >= rules.min_rows_for_workers, rules.address_chunk)
     try:
-        df = _to_pandas(canonical) if isinstance(canonical, pa.Table) else canonical.copy().reset_index(drop=True)
+        if isinstance(canonical, pa.Table):
+            read = [c for c in canonical.column_names if c in FIELD_INPUTS] if fields_only else canonical.column_names
+            df = _to_pandas(canonical.select(read))
+        else:
+            df = canonical.copy().reset_index(drop=True)
         df["rid"] = np.arange(first_rid, first_rid + n, dtype=np.int64)
         df["record_key"] = df["source_system"].astype(str) + ":" + df["source_record_id"].astype(str)
 
