@@ -124,7 +124,7 @@ def run_once(persons: int, delta: bool) -> dict[str, object]:
     from pipelines.runner import run_locally
 
     logs.configure(logging.WARNING)
-    for progress in ("pipelines.metrics", "mdm.memory"):  # each step's time and memory as it ends
+    for progress in ("pipelines.metrics", "mdm.memory", "pipelines.version_files"):  # each step's figures as it ends
         logging.getLogger(progress).setLevel(logging.INFO)
     sample = ensure_data(persons)
     root = run_root(persons)

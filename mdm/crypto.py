@@ -276,6 +276,7 @@ def sort_for_zone_maps(table: pa.Table, column: str) -> pa.Table:
 
 
 WRITER_MEMORY_LIMIT = "1GB"
+SHRUNK_MEMORY_LIMIT = "32MB"  # what DuckDBFileWriter.shrink_cache lowers the limit to for a moment
 # An ART index is built in memory: at 10M records the record_key index of source_records does
 # not fit in the loader's 1 GB (DuckDB: "could not allocate block"), so index builds get this
 # share of the machine's RAM, and the loading limit is restored afterwards when DuckDB can go
@@ -308,6 +309,7 @@ class DuckDBFileWriter:
         self._memory_limit = memory_limit or None
         self._index_lock = threading.Lock()
         self._indexes: list[tuple[str, str]] = []  # (table, column): built by commit, after every load
+        self._loading = 0  # adds under way (guarded by _index_lock): the cache is not shrunk under a load
         if memory_limit:
             # a bounded buffer pool makes DuckDB write finished blocks out as it loads instead of
             # holding the whole database until the checkpoint: the 1M-record master loaded in
@@ -329,6 +331,18 @@ class DuckDBFileWriter:
         columns = set(data.column_names)
         if order_by is not None and order_by in columns:
             data = sort_for_zone_maps(data, order_by)
+        with self._index_lock:
+            self._loading += 1
+        try:
+            self._load(name, data)
+        finally:
+            with self._index_lock:
+                self._loading -= 1
+        with self._index_lock:
+            self._indexes.extend((name, column) for column in indexes if column in columns)
+
+    def _load(self, name: str, data: pa.Table) -> None:
+        assert self._con is not None
         cur = self._con.cursor()
         try:
             if self._catalog is not None:
@@ -343,8 +357,27 @@ class DuckDBFileWriter:
             del data
         finally:
             cur.close()
+
+    def shrink_cache(self) -> bool:
+        """Let DuckDB drop the blocks it keeps cached from the loads so far, when no load is under way;
+        True when it could.
+
+        A table loaded ahead of the others (the nightly run's staged ``source_records``) otherwise
+        leaves up to the writer's memory limit cached for the rest of the run (1M records: 250 MB
+        more resident through matching; at 10M the whole 1 GB). The limit is lowered, which makes
+        DuckDB evict what it can, then restored for the loads to come.
+        """
         with self._index_lock:
-            self._indexes.extend((name, column) for column in indexes if column in columns)
+            if self._con is None or self._memory_limit is None or self._loading:
+                return False
+            try:
+                self._con.execute(f"SET memory_limit = '{SHRUNK_MEMORY_LIMIT}'")
+            except duckdb.Error as err:  # blocks not written out yet cannot be evicted: keep them
+                log.debug("the master DuckDB kept its cache: %s", err)
+                return False
+            finally:
+                self._con.execute(f"SET memory_limit = '{self._memory_limit}'")
+            return True
 
     def _build_indexes(self) -> None:
         """The ART indexes of every table added, built once all are loaded: a caller that hands each

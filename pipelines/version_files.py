@@ -178,7 +178,10 @@ class VersionFiles:
         digest = write_parquet_file(table, self.folder / f"{name}.parquet", self._key)
         layout = DUCKDB_LAYOUT.get(name, DuckDBLayout())
         self._writer.add(name, table, layout.indexes, layout.order_by)
-        log.info("staged table %s written (%d rows)", name, table.num_rows)
+        rows = table.num_rows
+        del table
+        shrunk = self._writer.shrink_cache()  # the run goes on for a while: DuckDB's cache need not stay
+        log.info("staged table %s written (%d rows; DuckDB's cache %s)", name, rows, "dropped" if shrunk else "kept")
         return digest
 
     def check(self) -> None:

@@ -235,3 +235,42 @@ def test_an_index_larger_than_the_loading_limit_is_built(tmp_path: Path, monkeyp
     assert limit is not None and limit[0].replace(" ", "") in {"32.0MiB", "30.5MiB", "32.0MB", "32MB"}
     with duckdb.connect(str(tmp_path / "b.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM duckdb_indexes() WHERE table_name = 'x'").fetchone() == (1,)
+
+
+def test_the_writer_drops_its_cache_between_loads_but_never_under_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mdm.crypto import DuckDBFileWriter
+
+    n = 400_000
+    big = pa.table({"record_key": [f"deposit:{i:012d}" for i in range(n)], "n": np.arange(n)})
+    during: list[bool] = []
+    with DuckDBFileWriter(tmp_path / "m.duckdb", KEY, "256MB") as writer:
+        original = DuckDBFileWriter._load
+
+        def load(self: DuckDBFileWriter, name: str, data: pa.Table) -> None:
+            during.append(self.shrink_cache())  # another thread asking while this load runs
+            original(self, name, data)
+
+        monkeypatch.setattr(DuckDBFileWriter, "_load", load)
+        writer.add("first", big, ("record_key",))
+        assert writer._con is not None
+        used = writer._con.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()
+        assert writer.shrink_cache()
+        after = writer._con.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()
+        limit = writer._con.execute("SELECT current_setting('memory_limit')").fetchone()
+        writer.add("second", big.slice(0, 1000))
+        path = writer.commit()
+    assert during == [False, False]
+    assert used is not None and after is not None and after[0] <= used[0]
+    assert limit is not None and limit[0].replace(" ", "") in {"256.0MiB", "244.1MiB", "256MB"}  # restored
+    con = connect_duckdb(path, KEY)
+    try:
+        assert con.execute("SELECT count(*), max(n) FROM first").fetchone() == (n, n - 1)
+        assert con.execute("SELECT count(*) FROM second").fetchone() == (1000,)
+        assert con.execute("SELECT index_name FROM duckdb_indexes()").fetchall() == [("idx_first_record_key",)]
+    finally:
+        con.close()
+    with DuckDBFileWriter(tmp_path / "unbounded.duckdb", None, None) as unbounded:
+        unbounded.add("x", big.slice(0, 10))
+        assert not unbounded.shrink_cache()  # no limit to lower
