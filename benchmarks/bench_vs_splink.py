@@ -36,6 +36,19 @@ def _timing(wall: float, cpu: float) -> dict[str, float]:
     return {"wall_s": round(time.perf_counter() - wall, 2), "cpu_s": round(time.process_time() - cpu, 2)}
 
 
+def _text(std: Any, column: str) -> Any:
+    """One text column of the standardized records (Arrow, codes decoded; or pandas) as a NumPy array."""
+    import pandas as pd
+    import pyarrow as pa
+
+    if isinstance(std, pd.DataFrame):
+        return std[column].astype(str).to_numpy()
+    values = std.column(column)
+    if pa.types.is_dictionary(values.type):
+        values = values.cast(values.type.value_type)
+    return values.to_numpy(zero_copy_only=False)
+
+
 def _ours(persons: int) -> dict[str, Any]:
     """Runs in a child process: canonical read (not timed), then standardize and match, timed."""
     import pandas as pd
@@ -63,8 +76,8 @@ def _ours(persons: int) -> dict[str, Any]:
     out["match_steps_s"] = matched.stats["timings"]
     clusters = pd.DataFrame(
         {
-            "source_system": std["source_system"].astype(str).to_numpy(),
-            "source_record_id": std["source_record_id"].to_numpy(),
+            "source_system": _text(std, "source_system"),
+            "source_record_id": _text(std, "source_record_id"),
             "cluster": matched.clusters["cluster"].to_numpy(),
         }
     )

@@ -169,11 +169,12 @@ def series_block(nightly: dict[int, dict[str, Any]], _: Any) -> str:
 def steps_block(nightly: dict[int, dict[str, Any]], _: Any) -> str:
     if not nightly:
         return "_No results yet: run `python benchmarks/run_series.py`._"
-    names: list[str] = []
+    names: list[str] = list(THROUGH_PUBLISH)  # the run's order (a step measured in parts is listed where it ends)
     for r in nightly.values():
         for s in r.get("steps", []):
             if s["step"] not in names:
                 names.append(s["step"])
+    names = [n for n in names if any(s["step"] == n for r in nightly.values() for s in r.get("steps", []))]
     header = ["step"] + [f"{p // 1000}k: wall / CPU s, peak MB" for p in nightly]
     rows = []
     for name in names:
