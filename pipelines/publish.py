@@ -368,6 +368,15 @@ def conform_tables(
     }
 
 
+def _refuse_emptied(tables: Mapping[str, object]) -> None:
+    """An empty dict is most likely one a publish already consumed: say so rather than "missing tables"."""
+    if not tables and isinstance(tables, MutableMapping):
+        raise PublishError(
+            "no tables to publish: the mapping is empty (publish_master empties a dict it is given, "
+            "so a second attempt needs the tables again)"
+        )
+
+
 def _check_publish_args(run_id: str, keep_versions: int) -> None:
     if not _RUN_ID.match(run_id) or run_id.endswith((PARTIAL, DELETING)):
         raise PublishError(f"run id {run_id!r} is not a valid version name (letters, digits, '.', '_', '-')")
@@ -437,11 +446,7 @@ class PendingVersion:
         """
         if self._published is not None:
             raise PublishError(f"version {self.run_id} is already published")
-        if not tables and isinstance(tables, MutableMapping):
-            raise PublishError(
-                "no tables to publish: the mapping is empty (publish_master empties a dict it is given, "
-                "so a second attempt needs the tables again)"
-            )
+        _refuse_emptied(tables)
         conformed = conform_tables(tables, self.staged)
         return self._publish_conformed(conformed, tables if isinstance(tables, MutableMapping) else None)
 
@@ -519,11 +524,7 @@ def publish_master(
     mapping as it was; any failure leaves the previous master untouched.
     """
     _check_publish_args(run_id, keep_versions)
-    if not tables and isinstance(tables, MutableMapping):
-        raise PublishError(
-            "no tables to publish: the mapping is empty (publish_master empties a dict it is given, "
-            "so a second attempt needs the tables again)"
-        )
+    _refuse_emptied(tables)
     conformed = conform_tables(tables)  # schema errors before the lock is taken or anything is written
     with PendingVersion(master_dir, run_id, keep_versions, key) as version:
         return version._publish_conformed(conformed, tables if isinstance(tables, MutableMapping) else None)
