@@ -59,6 +59,29 @@ _TAKE_SLICE = 1 << 17  # golden records per chunk of a taken column
 _TAKE_THREADS = 2  # columns taken at once (Arrow's take releases the GIL; the flow's machine has 2 cores)
 
 
+# Columns the rules read whatever the config names: lineage and ranking (record_key is the final
+# tie-break; source_trust, updated_at), the derived ``phone`` (mobile, else the first of phones),
+# and the validity checks (id_document: id_type, id_valid, id_placeholder; address: adcode,
+# district; han_name: name_script).
+_ALWAYS_READ = (
+    "record_key", *_LINEAGE_SOURCES, "source_trust", "mobile", "phones",
+    "id_type", "id_valid", "id_placeholder", "adcode", "district", "name_script",
+)
+
+
+def survivorship_columns(config: SurvivorshipConfig) -> frozenset[str]:
+    """Every column of the records :func:`build_golden_records` can read under ``config``; the others may be
+    dropped before it runs without changing a golden record (the run drops the raw values it keeps in
+    ``source_records`` only)."""
+    names = set(_ALWAYS_READ) | set(config.flag_columns)
+    for attribute in config.attributes.values():
+        names.update(attribute.columns)
+    for rule in config.lists.values():
+        names.update(rule.columns)
+        names.update(c for c in (rule.require, rule.exclude, rule.prefix_column) if c)
+    return frozenset(names)
+
+
 def prepare_records(records: pd.DataFrame | pa.Table) -> Records:
     """The records as columns (no copy of the frame) with the derived candidate columns the default
     rules read (``phone``: the mobile, else the first phone)."""

@@ -14,7 +14,9 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 from prefect import flow, get_run_logger
+from prefect.futures import wait
 from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from mdm.memory import freeze_long_lived, release_memory, unfreeze
 from pipelines import preload, steps, tasks
@@ -24,6 +26,10 @@ from pipelines.report import RunReport
 from schemas.settings import RunConfig, load_run_config
 
 log = logging.getLogger(__name__)
+
+# Whoever imports this module is about to run the flow (the local runner, Prefect's engine loading
+# the deployment's entrypoint): the gates' library is imported while Prefect sets the flow run up.
+preload.start()
 
 
 def _run_name() -> str:
@@ -61,7 +67,7 @@ class NightlyRun:
         self.report = RunReport(run_id=self.run_id, business_date=business_date.isoformat())
         self.only_sources = only_sources
         self.started = dt.datetime.now(steps.SHANGHAI)
-        preload.start()  # the data-quality library's import overlaps the first extract
+        preload.start()  # when the module's own start found nothing to do: never imports twice
 
     def execute(self) -> dict[str, Any]:
         logger = get_run_logger()
@@ -75,8 +81,11 @@ class NightlyRun:
             with steps.open_version(self.config, self.run_id, self.key) as version:
                 with self.metrics.step("publish"):  # source_records is written while matching runs
                     version.stage("source_records", steps.source_records_table(std))
+                std = steps.linking_records(std, self.config)  # the raw values go once source_records is written
                 previous, constraints = tasks.load_previous(self.config, self.key), tasks.load_constraints(self.config)
                 matched = self.match(std, constraints)
+                with self.metrics.step("publish"):  # match_links is written while survivorship runs
+                    version.stage("match_links", steps.match_links_table(std, matched))
                 release_memory("match")
                 golden = self.golden(std, matched, previous)
                 keys = std.select(list(steps.RECORD_KEY_COLUMNS))
@@ -117,19 +126,35 @@ class NightlyRun:
 
     def extract(self) -> tuple[pa.Table, pa.Table, dict[str, steps.SourceOutcome]]:
         with self.metrics.step("extract + source gates") as m:
+            selected = steps.selected_sources(self.config, self.only_sources)
+            tonight = self._extract_tonight([src for src, read_tonight in selected if read_tonight])
             results: dict[str, Any] = {}
             outcomes: dict[str, steps.SourceOutcome] = {}
-            for src, read_tonight in steps.selected_sources(self.config, self.only_sources):
-                if read_tonight:
-                    results[src.system], outcomes[src.system] = tasks.extract_source(self.config, src, self.folder)
-                else:
-                    results[src.system], outcomes[src.system] = steps.reuse_last_landing(self.config, src, self.folder)
+            for src, read_tonight in selected:  # the sources' declared order (the records' order)
+                extracted = tonight[src.system] if read_tonight else steps.reuse_last_landing(
+                    self.config, src, self.folder)
+                results[src.system], outcomes[src.system] = extracted
             canonical = pa.concat_tables([r.canonical for r in results.values()], promote_options="default")
             quarantines = [r.quarantine for r in results.values() if r.quarantine is not None]
             quarantine = self.folder.write_quarantine(quarantines)
             m.rows_in = sum(o.rows_in for o in outcomes.values())
             m.rows_out = canonical.num_rows
         return canonical, quarantine, outcomes
+
+    def _extract_tonight(self, sources: list[Any]) -> dict[str, tuple[Any, steps.SourceOutcome]]:
+        """Tonight's extracts of ``sources``, ``resources.extract_threads`` at a time (reading, checks and
+        landing release the GIL for most of their time). All of them finish before a failure is raised,
+        the first in the sources' order, so no extract is still landing files when the run stops."""
+        runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(self.config.model.resources.extract_threads)
+        with runner:
+            futures = {
+                src.system: runner.submit(
+                    tasks.extract_source, {"config": self.config, "src": src, "folder": self.folder}
+                )
+                for src in sources
+            }
+            wait(list(futures.values()))
+        return {system: future.result() for system, future in futures.items()}
 
     def standardize(self, canonical: pa.Table, outcomes: dict[str, steps.SourceOutcome]) -> pa.Table:
         with self.metrics.step("standardize") as m:

@@ -1,9 +1,11 @@
-"""Import the data-quality library on a background thread while the first extract is read.
+"""Import the data-quality library on a background thread before the first gate needs it.
 
 great_expectations takes about 3 s to import (hundreds of modules), and the first source gate
-used to pay it after its extract was read. :func:`start` begins the import on a thread when the
-run starts; :func:`wait` (called before the first gate) joins it, so the gates never import it
-concurrently and the import overlaps the reading, most of which runs in Arrow's native code.
+used to pay it after its extract was read. :func:`start` begins the import on a thread as soon as
+:mod:`pipelines.flows` is imported, so it overlaps Prefect setting the flow run up (starting its
+API, creating the run: mostly waiting) and, when that is quicker, the first extracts; :func:`wait`
+(called before the first gate) joins it, so the gates never import it concurrently. An import
+holds the GIL: overlapping the extracts alone, the 1M-record extract took 5.7 s instead of 2.9 s.
 A failed import is not reported here: the gates import the library themselves and say why.
 """
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -27,6 +28,10 @@ from schemas.settings import RunConfig
 from schemas.sources import SourceConfig
 
 log = logging.getLogger(__name__)
+
+# great_expectations keeps the context a validation runs in as a process-wide global (get_context
+# sets it): sources extracted at once take turns at their gates.
+_GATES = threading.Lock()
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
@@ -107,9 +112,10 @@ def extract_and_gate(config: RunConfig, src: SourceConfig, folder: RunFolder) ->
         result = extract_source(src, config.sources_base, folder.run_id)
         prev = previous_row_count(config.runs_dir, src.system, folder.run_id)
         preload.wait()  # the gates' library, imported while this extract was read (pipelines.preload)
-        gate = run_source_gates(
-            result.canonical, src, config.sources.quality, prev, folder.quality_dir / src.system
-        )
+        with _GATES:
+            gate = run_source_gates(
+                result.canonical, src, config.sources.quality, prev, folder.quality_dir / src.system
+            )
         if not gate.passed:
             raise DataQualityError(
                 f"source '{src.system}' failed its data-quality gates: " + "; ".join(gate.failures)
@@ -219,9 +225,9 @@ def standardized_gates(std: pa.Table | pd.DataFrame, config: RunConfig, folder: 
     from validators.quality import run_standardized_gates
 
     needed = [c for c in STANDARDIZED_GATE_COLUMNS if c in _column_names(std)]
-    results = run_standardized_gates(
-        standardized_frame(std, needed), config.sources.quality, folder.quality_dir / "standardized"
-    )
+    frame = standardized_frame(std, needed)
+    with _GATES:
+        results = run_standardized_gates(frame, config.sources.quality, folder.quality_dir / "standardized")
     failed = {k: v for k, v in results.items() if not v.passed}
     if failed:
         msgs = "; ".join(f for r in failed.values() for f in r.failures)
@@ -248,6 +254,24 @@ def load_constraints(state_dir: Path) -> Any:
     finally:
         store.close()
     return Constraints(must_link=must, cannot_link=cannot)
+
+
+def linking_records(std: pa.Table, config: RunConfig) -> pa.Table:
+    """The standardized records' columns that matching and survivorship read, with the record keys.
+
+    The others (the raw values, provenance) are kept only in ``source_records``: the run drops them
+    once that table is staged, so they are freed as soon as it is written (at 10M records about
+    2 GB less through matching and survivorship).
+    """
+    from matchers.pipeline import used_columns
+    from matchers.survivorship import survivorship_columns
+    from schemas.matching import load_match_config
+    from schemas.survivorship import load_survivorship_config
+
+    wanted = set(used_columns(std.column_names, load_match_config(config.model.matching or None)))
+    wanted |= survivorship_columns(load_survivorship_config(config.model.survivorship or None))
+    wanted |= set(RECORD_KEY_COLUMNS)
+    return std.select([c for c in std.column_names if c in wanted])
 
 
 def match_records(
@@ -311,6 +335,7 @@ def build_golden(
 
 
 ACCEPTED = ("deterministic", "auto", "must_link")
+LINK_DECISIONS = (*ACCEPTED, "review", "cannot_link", "hard_conflict")  # the pairs kept in match_links
 
 # The standardized record as kept in the master (raw values beside standardized ones: the
 # customer-360 view and the stewards' evidence); run-local keys (rid) are left out.
@@ -503,6 +528,12 @@ def link_table(
     return rest.add_column(0, "record_key_l", left).add_column(1, "record_key_r", right)
 
 
+def match_links_table(std: StdRecords, matched: Any) -> pa.Table:
+    """The ``match_links`` master table from the matcher's pairs: it needs nothing of the later steps, so
+    the run stages it as soon as matching is done (:meth:`pipelines.publish.PendingVersion.stage`)."""
+    return link_table(std, matched.pairs, LINK_DECISIONS, _arrow_column(std, "record_key"))
+
+
 def assemble_master_tables(
     std: pa.Table | pd.DataFrame,
     matched: Any,
@@ -546,14 +577,13 @@ def assemble_master_tables(
         "customer_systems": golden.customer_systems,
         "golden_id_registry": golden.registry,
         "golden_id_events": golden.events,
-        "match_links": link_table(
-            std, pairs, (*ACCEPTED, "review", "cannot_link", "hard_conflict"), records.column("record_key")
-        ),
         "review_queue": review.drop(columns=[c for c in ("rid_l", "rid_r") if c in review.columns]),
         "quarantine": quarantine,
         "run_log": run_log,
         "source_records": records,
     }
+    if "match_links" not in staged:
+        tables["match_links"] = link_table(std, pairs, LINK_DECISIONS, records.column("record_key"))
     return conform_tables({name: t for name, t in tables.items() if name not in staged}, staged)
 
 

@@ -59,6 +59,14 @@ class ResourcesModel(_Strict):
         ),
     )
     match_engine_threads: int | None = Field(None, ge=1, description="engine threads (default: one per core)")
+    extract_threads: int = Field(
+        2,
+        ge=1,
+        description=(
+            "sources extracted at once (reading, checks and landing; their data-quality gates take turns). "
+            "Each holds its source's records in memory while it is read"
+        ),
+    )
 
 
 class RunConfigModel(_Strict):

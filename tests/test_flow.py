@@ -136,3 +136,67 @@ def test_logs_of_a_full_run_hold_no_raw_id_number_or_phone(workspace, caplog):
     assert ids and phones and len(caplog.records) > 20
     assert not [i for i in ids if i in text], "a raw ID number reached a log line or the report"
     assert not [p for p in phones if p in text], "a raw phone number reached a log line or the report"
+
+
+def _timed_extracts(monkeypatch, slow: str, seconds: float) -> dict[str, tuple[float, float]]:
+    """Record when each source's extract starts and ends; ``slow``'s is held back ``seconds`` first."""
+    import threading
+    import time
+
+    from pipelines import steps
+
+    spans: dict[str, tuple[float, float]] = {}
+    lock = threading.Lock()
+    extract = steps.extract_and_gate
+
+    def timed(config, src, folder):
+        started = time.monotonic()
+        if src.system == slow:
+            time.sleep(seconds)
+        try:
+            return extract(config, src, folder)
+        finally:
+            with lock:
+                spans[src.system] = (started, time.monotonic())
+
+    monkeypatch.setattr(steps, "extract_and_gate", timed)
+    return spans
+
+
+def _set_extract_threads(ws, n: int) -> None:
+    import yaml
+
+    config = yaml.safe_load(ws.config_path.read_text(encoding="utf-8"))
+    config["resources"] = {**config.get("resources", {}), "extract_threads": n}
+    ws.config_path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+
+
+def test_sources_extracted_at_once_keep_their_declared_order(workspace, monkeypatch):
+    """With two extract threads the card extract runs while the deposit one (held back) is still going, and
+    the records still come in the sources' declared order: source_records is stored row for row as by a
+    run that extracts one source at a time."""
+    _set_extract_threads(workspace, 1)
+    _run(workspace)
+    one_at_a_time = read_parquet_any(_current(workspace) / "source_records.parquet", load_key())
+
+    _set_extract_threads(workspace, 2)
+    spans = _timed_extracts(monkeypatch, slow="deposit", seconds=3.0)
+    _run(workspace, day=DAY + dt.timedelta(days=1))
+    assert spans["card"][0] < spans["deposit"][1]  # card started before deposit was done
+    assert spans["card"][1] < spans["deposit"][1]  # and finished first
+    at_once = read_parquet_any(_current(workspace) / "source_records.parquet", load_key())
+    assert at_once.column("record_key").to_pylist() == one_at_a_time.column("record_key").to_pylist()
+
+
+def test_a_failed_source_stops_the_run_once_the_other_extracts_have_landed(workspace, monkeypatch):
+    """card's extract fails at once while deposit's (held back) is still running: the run waits for deposit
+    to land before it stops with card's error, so no extract is left writing into the run folder."""
+    _set_extract_threads(workspace, 2)
+    (workspace.sample_dir / "card.csv").unlink()
+    spans = _timed_extracts(monkeypatch, slow="deposit", seconds=2.0)
+    with pytest.raises(MdmError, match="card"):
+        _run(workspace)
+    assert spans["card"][1] < spans["deposit"][1]
+    landed = list(workspace.runs_dir.glob("*/landing/deposit.manifest.json"))
+    assert len(landed) == 1  # deposit finished landing before the run stopped
+    assert not (workspace.master_dir / "CURRENT").exists()

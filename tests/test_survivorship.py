@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from matchers import survivorship_lists
-from matchers.survivorship import build_golden_records
+from matchers.survivorship import build_golden_records, survivorship_columns
 from mdm.errors import ConfigError, MdmError
 from schemas.survivorship import AttributeRule, Criterion, SurvivorshipConfig, load_survivorship_config
 
@@ -93,7 +95,11 @@ def golden(rows: list[dict[str, Any]], gids: list[str] | None = None, **kw: Any)
     previous, run_id = kw.pop("previous", None), kw.pop("run_id", "r1")
     out, systems = build_golden_records(records, xref, config, previous, run_id, DAY)
     table = pa.Table.from_pandas(records, preserve_index=False)
-    for held, links in ((table, xref), (coded_table(records), xref), (table, arrow_xref(xref))):
+    read = survivorship_columns(config)  # what the run keeps for survivorship: the rest must not matter
+    only_read = table.select([c for c in table.column_names if c in read])
+    for held, links in (
+        (table, xref), (coded_table(records), xref), (table, arrow_xref(xref)), (only_read, xref)
+    ):
         out_arrow, systems_arrow = build_golden_records(held, links, config, previous, run_id, DAY)
         same_tables(out, out_arrow)
         same_tables(systems, systems_arrow)
@@ -600,3 +606,37 @@ def test_sorted_factorize_orders_ids_of_one_length_like_arrow() -> None:
     codes, uniques = survivorship_lists.sorted_factorize(np.array(ids, dtype=object))
     assert uniques.to_pylist() == sorted({i for i in ids if i is not None}, key=lambda s: s.encode())
     assert [uniques[c].as_py() if c >= 0 else None for c in codes] == ids
+
+
+def test_golden_records_of_a_generated_sample_need_only_the_survivorship_columns(tmp_path: Path) -> None:
+    """The run drops the columns survivorship does not read (the raw values, provenance) before it runs:
+    on realistic records, with every column filled and several records per person, the golden records and
+    the customer-360 table are the same without them."""
+    import yaml
+
+    from pipelines.extract import extract_source
+    from pipelines.generator import generate
+    from schemas.sources import SourcesFile
+    from validators.standardize import StandardizeRules, standardize_table
+
+    generate(persons=600, out_dir=tmp_path, seed=5)
+    sources = SourcesFile.model_validate(yaml.safe_load(Path("data/config/sources.yaml").read_text("utf-8")))
+    canonical = pa.concat_tables(
+        [extract_source(src, tmp_path, "SURV").canonical for src in sources.sources], promote_options="default"
+    )
+    std = standardize_table(canonical, StandardizeRules(workers=1))
+    truth = pq.read_table(tmp_path / "truth.parquet").to_pandas()
+    xref = pd.DataFrame({
+        "record_key": truth["source_system"] + ":" + truth["source_record_id"],
+        "golden_id": "G" + truth["person_id"].astype(str),
+    })
+    config = SurvivorshipConfig()
+    read = survivorship_columns(config)
+    only_read = std.select([c for c in std.column_names if c in read])
+    assert {"address_raw", "id_number_raw", "mobile_raw", "customer_no"}.isdisjoint(only_read.column_names)
+    assert xref["golden_id"].nunique() < len(xref)  # persons with several records: winners are chosen
+    full, systems = build_golden_records(std, xref, config, None, "r1", DAY)
+    kept, kept_systems = build_golden_records(only_read, xref, config, None, "r1", DAY)
+    assert len(full) == xref["golden_id"].nunique()
+    same_tables(full, kept)
+    same_tables(systems, kept_systems)
