@@ -200,3 +200,36 @@ def test_a_failed_source_stops_the_run_once_the_other_extracts_have_landed(works
     landed = list(workspace.runs_dir.glob("*/landing/deposit.manifest.json"))
     assert len(landed) == 1  # deposit finished landing before the run stopped
     assert not (workspace.master_dir / "CURRENT").exists()
+
+
+def test_tables_final_before_publish_are_written_while_the_run_goes_on(workspace, monkeypatch):
+    """source_records (once standardized) and match_links (once matched) are written on the version's
+    background thread, in that order, and published with the rest."""
+    import threading
+
+    from pipelines import version_files
+
+    written: list[tuple[str, str]] = []
+    write = version_files.VersionFiles._write_staged
+
+    def spy(self, name, table):
+        out = write(self, name, table)
+        written.append((name, threading.current_thread().name))
+        return out
+
+    monkeypatch.setattr(version_files.VersionFiles, "_write_staged", spy)
+    _run(workspace)
+    assert [name for name, _ in written] == ["source_records", "match_links"]
+    assert all(thread.startswith("publish-early") for _, thread in written)
+    version = _current(workspace)
+    manifest = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
+    con = connect_duckdb(version / "master.duckdb", load_key(), read_only=True)
+    try:
+        for name, _ in written:
+            n = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+            assert n == read_parquet_any(version / f"{name}.parquet", load_key()).num_rows > 0
+            assert f"{name}.parquet" in json.dumps(manifest)
+        xref_rows = con.execute("SELECT count(*) FROM customer_xref").fetchone()[0]
+        assert xref_rows == con.execute("SELECT count(*) FROM source_records").fetchone()[0]
+    finally:
+        con.close()
