@@ -11,9 +11,11 @@ Parquet under ``--out/inputs``; later calls read the cache. Each step is then ti
 peak RSS growth of the process) and a markdown table is printed. Throw-away keys are set in the
 environment: the files written here are benchmark output, never real data.
 
-``nightly_publish`` times what the nightly run counts as its step "publish", the way
-``NightlyRun`` runs and measures it: the ``source_records`` table and the record keys from the
-standardized frame, the master tables assembled, the publish; each input is dropped and the
+``nightly_publish`` times what the nightly run counted as its step "publish" before it staged
+tables into its version (``source_records`` before matching since ``5cf294d``, ``match_links``
+after it since ``f1a6083``; the run's own steps are in ``run_series.py``'s tables): the
+``source_records`` table and the record keys from the standardized frame, every master table
+assembled and published in that step; each input is dropped and the
 memory released between these parts, outside the timing, so wall, CPU and peak RSS compare with
 the run report's. It replaces ``assemble`` and ``publish`` and cannot be combined with
 ``golden_prev`` (the standardized frame is gone). The standardized records are an Arrow table
@@ -171,7 +173,7 @@ def nightly_publish(
     rows: list[dict[str, Any]],
     profiler: cProfile.Profile | None,
 ) -> tuple[Any, Any]:
-    """The nightly run's step "publish" as ``pipelines.flows.NightlyRun`` runs and measures it.
+    """The nightly run's step "publish" with every table written in it (no table staged beforehand).
 
     Three timed parts (the source records and record keys; assembling; publishing), with each
     input dropped and the memory released between them, outside the timing, as the run does.

@@ -67,7 +67,6 @@ class NightlyRun:
         self.report = RunReport(run_id=self.run_id, business_date=business_date.isoformat())
         self.only_sources = only_sources
         self.started = dt.datetime.now(steps.SHANGHAI)
-        preload.start()  # when the module's own start found nothing to do: never imports twice
 
     def execute(self) -> dict[str, Any]:
         logger = get_run_logger()

@@ -259,9 +259,9 @@ def load_constraints(state_dir: Path) -> Any:
 def linking_records(std: pa.Table, config: RunConfig) -> pa.Table:
     """The standardized records' columns that matching and survivorship read, with the record keys.
 
-    The others (the raw values, provenance) are kept only in ``source_records``: the run drops them
-    once that table is staged, so they are freed as soon as it is written (at 10M records about
-    2 GB less through matching and survivorship).
+    The others (the raw values, provenance: 17 of 50 columns) are kept only in ``source_records``:
+    the run drops them once that table is staged, so they are freed as soon as it is written (at
+    10M records survivorship's peak went from 15,704 to 14,507 MiB).
     """
     from matchers.pipeline import used_columns
     from matchers.survivorship import survivorship_columns
