@@ -19,6 +19,7 @@ from matchers import survivorship_lists
 from matchers.survivorship import build_golden_records, survivorship_columns
 from mdm.errors import ConfigError, MdmError
 from schemas.survivorship import AttributeRule, Criterion, SurvivorshipConfig, load_survivorship_config
+from tests.conftest import REPO
 
 DAY = dt.date(2026, 1, 15)
 
@@ -620,7 +621,7 @@ def test_golden_records_of_a_generated_sample_need_only_the_survivorship_columns
     from validators.standardize import StandardizeRules, standardize_table
 
     generate(persons=600, out_dir=tmp_path, seed=5)
-    sources = SourcesFile.model_validate(yaml.safe_load(Path("data/config/sources.yaml").read_text("utf-8")))
+    sources = SourcesFile.model_validate(yaml.safe_load((REPO / "data/config/sources.yaml").read_text("utf-8")))
     canonical = pa.concat_tables(
         [extract_source(src, tmp_path, "SURV").canonical for src in sources.sources], promote_options="default"
     )
