@@ -17,6 +17,8 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components as _scipy_components
 
+from mdm.arrays import sorted_unique
+
 log = logging.getLogger(__name__)
 
 
@@ -46,7 +48,7 @@ def conflicted_clusters(
         frame = pd.DataFrame({"cluster": labels[has], "rid_code": resident_id[has]})
         distinct = frame.groupby("cluster", sort=False)["rid_code"].nunique()
         found.append(distinct.index[distinct.to_numpy() > 1].to_numpy(np.int64))
-    return np.unique(np.concatenate(found).astype(np.int64))
+    return sorted_unique(np.concatenate(found).astype(np.int64))
 
 
 @dataclass(frozen=True)

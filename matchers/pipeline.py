@@ -27,6 +27,7 @@ from matchers.clustering import connected_components, repair_clusters
 from matchers.comparisons import compare_pairs, comparison_level_labels, materialize_records, walk_levels
 from matchers.engine import DuckDBEngine, Engine
 from matchers.scoring import FSModel, Scores, bayes_factors, sample_random_pairs, score_pairs, train_model
+from mdm.arrays import sorted_unique
 from mdm.errors import MatchConfigError, MdmError
 from schemas.matching import CustomLevel, MatchConfig
 
@@ -137,7 +138,7 @@ def _extra_pairs(candidates: pa.Table, extra: list[tuple[str, pd.DataFrame]], n:
     for rule, frame in extra:
         if frame.empty:
             continue
-        keys = np.unique(dec.pair_key(frame["rid_l"].to_numpy(), frame["rid_r"].to_numpy(), n))
+        keys = sorted_unique(dec.pair_key(frame["rid_l"].to_numpy(), frame["rid_r"].to_numpy(), n))
         keys = keys[~_sorted_contains(seen, keys)]
         if len(keys):
             seen = np.sort(np.concatenate([seen, keys]))

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
+from mdm.arrays import sorted_unique
 from schemas.scoring import EMConfig, ScoringConfig, TermFrequencyConfig
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ def sample_random_pairs(
         if sources is not None:
             keep &= sources[a] != sources[b]
         lo, hi = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])
-        key = np.unique(np.concatenate([left * n_records + right, lo * n_records + hi]))
+        key = sorted_unique(np.concatenate([left * n_records + right, lo * n_records + hi]))
         if len(key) > n_pairs:
             key = rng.choice(key, n_pairs, replace=False)
         left, right = key // n_records, key % n_records

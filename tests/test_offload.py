@@ -13,7 +13,7 @@ import pytest
 
 from validators import offload
 from validators.offload import FIRST_CHUNK, NONE, RAW, Offloaded, ValueCodes
-from validators.standardize import StandardizeRules, standardize
+from validators.standardize import StandardizeRules, standardize, standardize_table
 
 ADDRESSES = [
     "北京市朝阳区建国路88号3栋2单元1203室",
@@ -87,19 +87,26 @@ def test_any_split_of_the_units_gives_the_same_fields(table: pa.Table, split: in
         mine = i % 2 == 1 if split == "odd" else split == "all" or i < int(split)
         (first if mine else second).run(unit)
     shares = [first.done(), second.done()]
-    rows = offload._FieldRows(frame)
-    for done in shares:
-        rows.add(done)
+    email = next(done.email for done in shares if done.email is not None)
+    phones = next(done.phones for done in shares if done.phones is not None)
     field = offload._address_field(parts._addresses, parts._codes, shares)
-    addresses, address_flags = field.rows(frame["address_raw"].to_numpy(dtype=object))
-    assert rows.emails is not None and rows.phones is not None
-    for name, values in whole.addresses.items():
-        assert list(addresses[name]) == list(values), name
-    assert address_flags.to_lists().tolist() == whole.address_flags.to_lists().tolist()
-    assert list(rows.emails[0]["email"]) == list(whole.emails["email"])
-    assert rows.emails[1].to_lists().tolist() == whole.email_flags.to_lists().tolist()
-    for name, values in whole.phones.items():
-        assert list(rows.phones[0][name]) == list(values), name
+    split_contacts = offload.CodedContacts(field, email, phones)
+    raw = frame["address_raw"].to_numpy(dtype=object), frame["email_raw"].to_numpy(dtype=object)
+    got, want = split_contacts.rows(*raw), whole.rows(*raw)
+    for name, values in want.addresses.items():
+        assert list(got.addresses[name]) == list(values), name
+    assert got.address_flags.to_lists().tolist() == want.address_flags.to_lists().tolist()
+    assert list(got.emails["email"]) == list(want.emails["email"])
+    assert got.email_flags.to_lists().tolist() == want.email_flags.to_lists().tolist()
+    for name, values in want.phones.items():
+        assert list(got.phones[name]) == list(values), name
+    # the Arrow columns: the same values, of the types pandas' objects convert to
+    arrow = split_contacts.arrow(table)
+    objects = {**want.phones, **want.emails, **want.addresses}
+    assert list(arrow) == ["mobile", "phones", "email", *offload.ADDRESS_VALUE_COLUMNS]
+    for name, column in arrow.items():
+        expected = pa.Table.from_pandas(pd.DataFrame({name: objects[name]}), preserve_index=False).column(0)
+        assert column.type == expected.type and column.to_pylist() == expected.to_pylist(), name
 
 
 def _second_process_once_the_main_one_took_over(
@@ -138,14 +145,28 @@ def test_both_processes_do_chunks_and_agree(caplog: pytest.LogCaptureFixture) ->
         deadline = time.monotonic() + 120
         while not offloaded._flags[FIRST_CHUNK] and time.monotonic() < deadline:  # the second process got going
             time.sleep(0.01)
-        contacts = offloaded.result(_fields(table))
+        frame = _fields(table)
+        coded = offloaded.result(frame)
     finally:
         offloaded.close()
+    contacts = coded.rows(frame["address_raw"].to_numpy(dtype=object), frame["email_raw"].to_numpy(dtype=object))
     for name in ("address_norm", "road", "house_no", "building", "unit", "room", "adcode"):
         assert list(contacts.addresses[name]) == list(expected[name]), name
     assert list(contacts.emails["email"]) == list(expected["email"])
     assert list(contacts.phones["mobile"]) == list(expected["mobile"])
     assert list(contacts.phones["phones"]) == list(expected["phones"])
+
+
+def test_the_arrow_table_of_two_processes_is_the_frame_of_one(table: pa.Table, one_process: pd.DataFrame) -> None:
+    """standardize_table builds its columns in Arrow (the contacts from their codes): the same table as
+    converting the one-process frame, types included."""
+    rules = StandardizeRules(workers=2, min_rows_for_workers=0, address_chunk=7)
+    got = standardize_table(table, rules)
+    added = [c for c in one_process.columns if c not in table.column_names]
+    want = pa.Table.from_pandas(one_process, columns=added, preserve_index=False)
+    assert got.column_names == table.column_names + added
+    assert got.select(added).schema == want.schema.remove_metadata()
+    assert got.select(added).equals(want)
 
 
 def test_table_and_frame_input_agree_with_two_processes(table: pa.Table, one_process: pd.DataFrame) -> None:

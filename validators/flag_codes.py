@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
 
 Combo = tuple[str, ...]
 Codes = npt.NDArray[np.int64]
@@ -82,6 +83,14 @@ def _object_array(items: Sequence[object]) -> npt.NDArray[np.object_]:
 
 def merge_flag_codes(n: int, sources: Sequence[FlagCodes]) -> list[list[str]]:
     """One fresh list per row: every source's codes in source order, duplicates and nulls removed."""
+    merged = merge_codes(n, sources)
+    per_combo = _object_array(merged.combos)
+    return list(map(list, per_combo[merged.codes]))
+
+
+def merge_codes(n: int, sources: Sequence[FlagCodes]) -> FlagCodes:
+    """:func:`merge_flag_codes` as codes: each row's combination of every source's codes, in source order,
+    duplicates and nulls removed (combinations numbered in order of first appearance)."""
     key = np.zeros(n, dtype=np.int64)
     width = 1
     for src in sources:
@@ -102,5 +111,15 @@ def merge_flag_codes(n: int, sources: Sequence[FlagCodes]) -> list[list[str]]:
     for row in first.tolist():
         flags = (f for src in sources for f in src.combos[src.codes[row]] if isinstance(f, str))
         merged.append(tuple(dict.fromkeys(flags)))
-    per_combo = _object_array(merged)
-    return list(map(list, per_combo[row_combo]))
+    return FlagCodes(row_combo, tuple(merged))
+
+
+def to_arrow(flags: FlagCodes) -> pa.Array:
+    """One list of reason codes per row as an Arrow ``list<string>`` array, taken from the few combinations
+    (no list object per row); ``list<null>`` when no row has a code, as ``pa.Table.from_pandas`` gives
+    :meth:`FlagCodes.to_lists`, and ``null`` when there is no row."""
+    if len(flags) == 0:
+        return pa.nulls(0)
+    if not any(flags.combos):
+        return pa.array([[]], pa.list_(pa.null())).take(np.zeros(len(flags), dtype=np.int64))
+    return pa.array([list(c) for c in flags.combos], pa.list_(pa.string())).take(flags.codes)

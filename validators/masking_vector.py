@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mdm.arrays import sorted_unique
 from schemas.masking import MaskingConfig, MaskPattern
 
 __all__ = ["assemble", "hmac_hex", "keep_ends_array", "mask_fast", "region_mask", "token_norm_fast"]
@@ -65,7 +66,7 @@ def keep_ends_array(values: pa.Array, pattern: MaskPattern, ch: str) -> pa.Array
     """``_keep_ends`` for every value: grouped by length, each group sliced by kernels."""
     lengths = pc.utf8_length(values).to_numpy(zero_copy_only=False)
     parts: list[tuple[np.ndarray, pa.Array]] = []
-    for length in np.unique(lengths):
+    for length in sorted_unique(lengths):
         where = np.flatnonzero(lengths == length)
         sub = pc.take(values, pa.array(where))
         first, last = _ends(int(length), pattern)
@@ -146,7 +147,7 @@ def _mask_phones(norm: pa.Array, cls: str, config: MaskingConfig) -> pa.Array:
     )
     land_parts: list[tuple[np.ndarray, pa.Array]] = []
     for a in (2, 3):
-        for length in np.unique(sub_len[area == a]):
+        for length in sorted_unique(sub_len[area == a]):
             idx = np.flatnonzero((area == a) & (sub_len == length))
             grp = pc.take(sub, pa.array(idx))
             masked = pc.binary_join_element_wise(
@@ -165,7 +166,7 @@ def _mask_names(norm: pa.Array, cls: str, config: MaskingConfig, han: np.ndarray
     lengths = pc.utf8_length(sub).to_numpy(zero_copy_only=False)
     keep = np.minimum(config.name_keep, np.maximum(0, lengths - 1))
     han_parts = []
-    for k in np.unique(keep):
+    for k in sorted_unique(keep):
         idx = np.flatnonzero(keep == k)
         head = pc.utf8_slice_codeunits(pc.take(sub, pa.array(idx)), 0, int(k))
         han_parts.append((idx, pc.binary_join_element_wise(head, pa.scalar(ch), "")))
@@ -186,7 +187,7 @@ def _mask_emails(norm: pa.Array, config: MaskingConfig) -> pa.Array:
     local, domain = pc.struct_field(pieces, [0]), pc.struct_field(pieces, [1])
     keep = np.minimum(config.email_keep, np.maximum(0, pc.utf8_length(local).to_numpy(zero_copy_only=False) - 1))
     parts: list[tuple[np.ndarray, pa.Array]] = []
-    for k in np.unique(keep):
+    for k in sorted_unique(keep):
         idx = np.flatnonzero(keep == k)
         take = pa.array(idx)
         head = pc.utf8_slice_codeunits(pc.take(local, take), 0, int(k))

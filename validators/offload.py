@@ -29,6 +29,7 @@ from typing import Any, TypeAlias
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from validators.address_regions import gazetteer
 from validators.addresses import OUTPUT_COLUMNS, AddressParser, AddressRules
@@ -73,7 +74,28 @@ class CodedField:
                 is_raw = per_row == RAW
                 values[is_raw] = raw[is_raw]
             columns[name] = values
-        return columns, FlagCodes(self.flag_codes[self.codes], self.combos)
+        return columns, self.flags()
+
+    def flags(self) -> FlagCodes:
+        """The records' reason codes."""
+        return FlagCodes(self.flag_codes[self.codes], self.combos)
+
+    def arrow(self, raw: pa.ChunkedArray | pa.Array) -> dict[str, pa.Array]:
+        """:meth:`rows`' columns as Arrow arrays, each taken from its few distinct values (no object per record).
+
+        ``raw`` is the records' raw text column (Arrow): the rows coded RAW take their value from it.
+        Each array has the type ``pa.Table.from_pandas`` gives :meth:`rows`' column (:func:`like_pandas`).
+        """
+        columns: dict[str, pa.Array] = {}
+        for name, per_distinct in self.value_codes.items():
+            per_row = per_distinct[self.codes]
+            column = pa.array(self.values[name], from_pandas=True).take(per_row)
+            if (per_distinct == RAW).any():
+                is_raw = pa.array(per_row == RAW)
+                text = _one_array(raw).cast(pa.string())
+                column = pc.if_else(is_raw, text, column.cast(pa.string()))
+            columns[name] = like_pandas(column)
+        return columns
 
 
 @dataclass(frozen=True)
@@ -86,6 +108,59 @@ class Contacts:
     email_flags: FlagCodes
     phones: dict[str, np.ndarray]  # mobile, phones
     phone_flags: FlagCodes
+
+
+@dataclass(frozen=True)
+class CodedContacts:
+    """The offloaded fields as the processes sent them back: codes into distinct values.
+
+    :meth:`rows` gives them as one Python object per record (for a pandas frame), :meth:`arrow` as
+    Arrow arrays taken from the distinct values, which builds no object per record at all.
+    """
+
+    address: CodedField
+    email: CodedField
+    phones: _Phones
+
+    @property
+    def address_flags(self) -> FlagCodes:
+        return self.address.flags()
+
+    @property
+    def email_flags(self) -> FlagCodes:
+        return self.email.flags()
+
+    @property
+    def phone_flags(self) -> FlagCodes:
+        return self.phones.flags
+
+    def rows(self, address_raw: np.ndarray, email_raw: np.ndarray) -> Contacts:
+        """Every column with one object per record; ``*_raw``: the records' raw texts (objects)."""
+        addresses, address_flags = self.address.rows(address_raw)
+        emails, email_flags = self.email.rows(email_raw)
+        phones = {name: column.values() for name, column in self.phones.columns.items()}
+        return Contacts(addresses, address_flags, emails, email_flags, phones, self.phones.flags)
+
+    def arrow(self, canonical: pa.Table) -> dict[str, pa.Array]:
+        """Every column (mobile, phones, email, then the address columns) as an Arrow array, each of the type
+        ``pa.Table.from_pandas`` gives the column of :meth:`rows`; ``canonical``: the records' raw columns."""
+        columns = {name: self.phones.columns[name].arrow() for name in PHONE_COLUMNS}
+        columns |= self.email.arrow(canonical["email_raw"])
+        return columns | self.address.arrow(canonical["address_raw"])
+
+
+def _one_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
+def like_pandas(column: pa.Array) -> pa.Array:
+    """``column`` with the type ``pa.Table.from_pandas`` infers for the same values held as Python objects:
+    ``null`` when no row has a value, ``list<null>`` for lists that are all empty."""
+    if column.null_count == len(column):
+        return pa.nulls(len(column))
+    if pa.types.is_list(column.type) and not pa.types.is_null(column.type.value_type) and not len(column.flatten()):
+        return pa.array(column.to_pylist(), pa.list_(pa.null()))
+    return column
 
 
 class ValueCodes:
@@ -137,6 +212,13 @@ class _Objects:
         if isinstance(objects, pa.Array):
             objects = np.fromiter(objects.to_pylist(), dtype=object, count=len(objects))
         return objects[self.codes]
+
+    def arrow(self) -> pa.Array:
+        """:meth:`values` as an Arrow array of the type ``pa.Table.from_pandas`` gives them (:func:`like_pandas`)."""
+        objects = self.objects
+        if not isinstance(objects, pa.Array):
+            return like_pandas(pa.array(self.values(), from_pandas=True))
+        return like_pandas(objects.take(self.codes))
 
 
 def _packed(objects: np.ndarray) -> pa.Array | np.ndarray:
@@ -243,25 +325,6 @@ class _Share:
         return _Done(
             self._email, self._phones, self._blocks, tuple(c.values() for c in self._codes), tuple(self._combos)
         )
-
-
-class _FieldRows:
-    """The e-mail and phone rows, built from whichever process's results hold them."""
-
-    def __init__(self, frame: pd.DataFrame) -> None:
-        self._frame = frame
-        self.emails: tuple[dict[str, np.ndarray], FlagCodes] | None = None
-        self.phones: tuple[dict[str, np.ndarray], FlagCodes] | None = None
-
-    @property
-    def complete(self) -> bool:
-        return self.emails is not None and self.phones is not None
-
-    def add(self, done: _Done) -> None:
-        if done.email is not None and self.emails is None:
-            self.emails = done.email.rows(self._frame["email_raw"].to_numpy(dtype=object))
-        if done.phones is not None and self.phones is None:
-            self.phones = ({name: c.values() for name, c in done.phones.columns.items()}, done.phones.flags)
 
 
 def _texts(distinct: Distinct) -> list[object]:
@@ -424,20 +487,19 @@ class Offloaded:
                 self._pool.submit(_second_process, None, self._addresses, self._addresses.units),
             ]
 
-    def result(self, frame: pd.DataFrame) -> Contacts:
-        """The fields, one value per row of ``frame`` (the main process's own frame of the same records): the
-        units not claimed yet are done here, the phones first, then address chunks from the back."""
-        share, rows = _Share(self._fields, self._addresses, frame), _FieldRows(frame)
+    def result(self, frame: pd.DataFrame | None = None) -> CodedContacts:
+        """The fields of the records: the units not claimed yet are done here, the phones first, then address
+        chunks from the back. ``frame``: the main process's own frame of the same records, whose raw phone
+        columns the phones are read from if they are done here (else they are converted from the records)."""
+        share = _Share(self._fields, self._addresses, frame)
         if self._pool is None:
             for unit in (EMAILS, PHONES, *self._addresses.units):
                 share.run(unit)
             shares = [share.done()]
         else:
             try:
-                claims, fields_job = _Claims(self._flags), self._jobs[0]
+                claims = _Claims(self._flags)
                 for unit in (PHONES, *reversed(self._addresses.units), EMAILS):
-                    if not rows.complete and fields_job.done():
-                        rows.add(fields_job.result())  # built while the second process is still on the addresses
                     if claims.claim(unit):
                         share.run(unit)
                 started = time.perf_counter()
@@ -450,13 +512,9 @@ class Offloaded:
                 )
             finally:
                 self.close()
-        for done in shares:
-            rows.add(done)
-        assert rows.emails is not None and rows.phones is not None, "every unit is done by one of the processes"
-        addresses, address_flags = _address_field(self._addresses, self._codes, shares).rows(
-            frame["address_raw"].to_numpy(dtype=object)
-        )
-        return Contacts(addresses, address_flags, *rows.emails, *rows.phones)
+        email = next(done.email for done in shares if done.email is not None)
+        phones = next(done.phones for done in shares if done.phones is not None)
+        return CodedContacts(_address_field(self._addresses, self._codes, shares), email, phones)
 
     def close(self) -> None:
         """Stop the second process after the unit it is on and wait for it; safe to call again."""

@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from mdm.arrays import sorted_unique
 from mdm.errors import MdmError
 
 __all__ = [
@@ -271,7 +272,7 @@ def shared_id_numbers(id_key: pd.Series, name_key: pd.Series, max_names: int) ->
     nk, names = pd.factorize(name_key)
     both = (ik >= 0) & (nk >= 0)
     stride = np.int64(len(names) + 1)
-    pairs = np.unique(ik[both].astype(np.int64) * stride + nk[both])
+    pairs = sorted_unique(ik[both].astype(np.int64) * stride + nk[both])
     counts = np.bincount(pairs // stride, minlength=max(int(ik.max(initial=-1)) + 1, 1))
     shared = (ik >= 0) & (counts[np.clip(ik, 0, None)] > max_names)
     return pd.Series(shared, index=id_key.index, name="id_shared", dtype=bool)

@@ -19,15 +19,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mdm.memory import release_memory
 from validators.dates import parse_dates, parse_timestamps
-from validators.flag_codes import FlagCodes, from_mask, from_series, merge_flag_codes
+from validators.flag_codes import FlagCodes, from_mask, from_series, merge_codes, merge_flag_codes, to_arrow
 from validators.gc_pause import paused_gc
 from validators.gender import standardize_gender
 from validators.id_documents import id_columns
 from validators.names import name_columns
-from validators.offload import Offloaded
+from validators.offload import CodedContacts, Offloaded
 from validators.resident_id import shared_id_numbers
 from validators.standardize_chunks import HELD_ID_KEY, ID_FLAG_COUNT, join_chunks
 
@@ -37,6 +38,14 @@ DEFAULT_DATE_FORMATS: tuple[str, ...] = ("%Y%m%d", "%Y-%m-%d")
 ADDRESS_COLUMNS: tuple[str, ...] = (
     "address_norm", "province", "city", "district", "adcode", "road", "house_no", "building", "unit", "room",
 )
+MAIN_COLUMNS: tuple[str, ...] = (
+    "rid", "record_key", "id_type", "id_number", "id_valid", "id_placeholder", "id_key", "id_birth_date", "id_gender",
+    "name_norm", "name_script", "name_pinyin", "name_fuzzy", "name_latin_key", "gender", "birth_date",
+)
+"""The columns the main process adds itself, in the order they come in the standardized record."""
+DATE_COLUMNS: tuple[str, ...] = ("id_birth_date", "birth_date")
+CONTACT_COLUMNS: tuple[str, ...] = ("mobile", "phones", "email", *ADDRESS_COLUMNS)
+"""The columns :class:`validators.offload.Offloaded` adds, in the order they come after :data:`MAIN_COLUMNS`."""
 
 
 @dataclass(frozen=True)
@@ -65,10 +74,12 @@ FlagSource = pd.Series | FlagCodes | tuple[np.ndarray | pd.Series, str]
 
 FIELD_INPUTS: frozenset[str] = frozenset({
     "source_system", "source_record_id", "name", "name_latin", "id_type_declared", "id_number_raw", "gender_raw",
-    "gender_declared", "birth_date_raw", "mobile_raw", "phone_raw", "address_raw", "email_raw", "updated_at_raw",
+    "gender_declared", "birth_date_raw", "updated_at_raw",
 })
-"""The canonical columns the field rules read; :func:`standardize_table` converts only these to pandas, the
-others (customer number, raw ID type, file, line, trust) pass through as the Arrow columns they are."""
+"""The canonical columns the main process's field rules read; :func:`standardize_table` converts only these to
+pandas. The contacts' raw columns (mobile, phone, address, e-mail) are read from Arrow by
+:class:`validators.offload.Offloaded`; the others (customer number, raw ID type, file, line, trust) pass
+through as the Arrow columns they are."""
 
 
 def _flag_codes(source: FlagSource) -> FlagCodes:
@@ -130,10 +141,10 @@ def standardize_table(
     """:func:`standardize` as an Arrow table, ``chunk_rows`` (default ``rules.chunk_rows``) records at a time.
 
     The result holds ``canonical``'s own columns as they are (only :data:`FIELD_INPUTS` are ever
-    converted to pandas), then the columns :func:`standardize` adds, converted from its frame
-    (columns, types, values, row order the same whatever the chunk size); the schema carries no
-    pandas metadata. Each chunk's frame is freed before the next one; each chunk starts its own
-    second process (when it has ``rules.min_rows_for_workers`` records).
+    converted to pandas), then the columns :func:`standardize` adds, with the values and types
+    ``pa.Table.from_pandas`` gives its frame's (the same whatever the chunk size, row order kept);
+    the schema carries no pandas metadata. Each chunk's frame is freed before the next one; each
+    chunk starts its own second process (when it has ``rules.min_rows_for_workers`` records).
     """
     rules = rules or StandardizeRules()
     size = rules.chunk_rows if chunk_rows is None else chunk_rows
@@ -142,29 +153,25 @@ def standardize_table(
     n = canonical.num_rows
     if n <= size:
         with paused_gc():
-            return _with_canonical(canonical, _standardize(canonical, rules, fields_only=True))
+            return _standardize_arrow(canonical, rules)
     parts = []
     size = -(-n // -(-n // size))  # equal chunks: ceil(n / number of chunks)
     for start in range(0, n, size):
         with paused_gc():
-            chunk = canonical.slice(start, size)
-            frame = _standardize(chunk, rules, first_rid=start, for_chunks=True, fields_only=True)
-            parts.append(_with_canonical(chunk, frame))
-            del frame
+            parts.append(_standardize_arrow(canonical.slice(start, size), rules, first_rid=start, for_chunks=True))
         release_memory()
         log.info("standardized records %d-%d of %d", start + 1, min(start + size, n), n)
     return join_chunks(parts, rules.max_names_per_id)
 
 
-def _with_canonical(canonical: pa.Table, frame: pd.DataFrame) -> pa.Table:
-    """The standardized table: ``canonical``'s columns as they are, then the columns ``frame`` added."""
-    added = [c for c in frame.columns if c not in canonical.column_names]
-    table = pa.Table.from_pandas(frame, columns=added, preserve_index=False)
-    del frame
-    out = canonical.replace_schema_metadata(None)
-    for name, column in zip(table.column_names, table.columns, strict=True):
-        out = out.append_column(table.schema.field(name), column)
-    return out
+def _standardize_arrow(
+    canonical: pa.Table, rules: StandardizeRules, first_rid: int = 0, for_chunks: bool = False
+) -> pa.Table:
+    """The standardized table: ``canonical``'s columns as they are, then the columns :func:`standardize` adds,
+    of the types ``pa.Table.from_pandas`` gives its frame's."""
+    table = _standardize(canonical, rules, first_rid=first_rid, for_chunks=for_chunks, arrow=True)
+    assert isinstance(table, pa.Table)
+    return table
 
 
 def _standardize(
@@ -172,23 +179,30 @@ def _standardize(
     rules: StandardizeRules,
     first_rid: int = 0,
     for_chunks: bool = False,
-    fields_only: bool = False,
-) -> pd.DataFrame:
+    arrow: bool = False,
+) -> pd.DataFrame | pa.Table:
     """The standardized records; ``first_rid`` is the first record's ``rid``. ``for_chunks`` adds the
     temporary columns :func:`validators.standardize_chunks.join_chunks` needs to apply the shared-ID rule
-    over all chunks. ``fields_only`` (an Arrow ``canonical``): of the canonical columns, the frame holds
-    only :data:`FIELD_INPUTS` (the caller adds the others from Arrow, :func:`_with_canonical`)."""
+    over all chunks.
+
+    ``arrow`` (an Arrow ``canonical``): the result is an Arrow table, ``canonical``'s columns as they are
+    and then the columns added. Only :data:`FIELD_INPUTS` are converted to pandas; the main process's own
+    columns are converted to Arrow while the second process is still on the contacts, and the contacts and
+    reason codes are taken from their distinct values in Arrow (no Python object per record), so little is
+    left for the main process alone once both are done.
+    """
     n = canonical.num_rows if isinstance(canonical, pa.Table) else len(canonical)
     # started first: the second process's imports and gazetteer load overlap the conversion below
     offloaded = Offloaded(canonical, rules.workers > 1 and n >= rules.min_rows_for_workers, rules.address_chunk)
     try:
         if isinstance(canonical, pa.Table):
-            read = [c for c in canonical.column_names if c in FIELD_INPUTS] if fields_only else canonical.column_names
+            read = [c for c in canonical.column_names if c in FIELD_INPUTS] if arrow else canonical.column_names
             df = _to_pandas(canonical.select(read))
         else:
             df = canonical.copy().reset_index(drop=True)
         df["rid"] = np.arange(first_rid, first_rid + n, dtype=np.int64)
-        df["record_key"] = df["source_system"].astype(str) + ":" + df["source_record_id"].astype(str)
+        if not arrow:  # the Arrow path joins the keys in Arrow (_record_keys)
+            df["record_key"] = _record_key_objects(df)
 
         ids, id_flags = id_columns(df["id_type_declared"], df["id_number_raw"])
         names, name_flags = name_columns(df["name"], df.get("name_latin"))
@@ -205,48 +219,124 @@ def _standardize(
         out["id_valid"] = ids["id_valid"].astype(bool)
         out["id_placeholder"] = cross.id_placeholder
         out["id_key"] = cross.id_key
-        out["id_birth_date"] = cross.id_birth_date
+        out["id_birth_date"] = cross.id_birth_date if arrow else _date_objects(cross.id_birth_date)
         out["id_gender"] = ids["id_gender"]
         for col in ("name_norm", "name_script", "name_pinyin", "name_fuzzy", "name_latin_key"):
             out[col] = names[col]
         out["gender"] = cross.gender
-        out["birth_date"] = cross.birth_date
-        updated_at = pd.to_datetime(updated, errors="coerce")
+        out["birth_date"] = cross.birth_date if arrow else _date_objects(cross.birth_date)
+        late = {"updated_at": pd.to_datetime(updated, errors="coerce")}
+        if for_chunks:
+            # the keys nulled here, for the global rule
+            late[HELD_ID_KEY] = ids["id_key"].where(cross.id_placeholder, None)
+            late[ID_FLAG_COUNT] = pd.Series(_leading_flags(_flag_codes(id_flags)), index=out.index)
+        own = _own_arrow(canonical, out, late) if arrow else None
 
         # every field but the contacts is done: what the second process has not started yet is done here
-        contacts = offloaded.result(df)
+        contacts = offloaded.result(None if arrow else df)
     finally:
         offloaded.close()
-    addresses, phones, emails = contacts.addresses, contacts.phones, contacts.emails
-    out["mobile"] = phones["mobile"]
-    out["phones"] = phones["phones"]
-    out["email"] = emails["email"]
-    for col in ADDRESS_COLUMNS:
-        out[col] = addresses[col]
-    out["updated_at"] = updated_at
-
-    out["quality_flags"] = merge_flags(
+    flags = merge_codes(
         n,
-        id_flags,
-        (cross.shared & ~ids["id_placeholder"].astype(bool), "ID_PLACEHOLDER"),
-        name_flags,
-        contacts.phone_flags,
-        contacts.email_flags,
-        contacts.address_flags,
-        dob["flag"],
-        (cross.dob_conflict, "DOB_CONFLICTS_WITH_ID"),
-        (cross.gender_conflict, "GENDER_CONFLICTS_WITH_ID"),
+        [
+            _flag_codes(source)
+            for source in (
+                id_flags,
+                (cross.shared & ~ids["id_placeholder"].astype(bool), "ID_PLACEHOLDER"),
+                name_flags,
+                contacts.phone_flags,
+                contacts.email_flags,
+                contacts.address_flags,
+                dob["flag"],
+                (cross.dob_conflict, "DOB_CONFLICTS_WITH_ID"),
+                (cross.gender_conflict, "GENDER_CONFLICTS_WITH_ID"),
+            )
+        ],
     )
-    if for_chunks:
-        out[HELD_ID_KEY] = ids["id_key"].where(cross.id_placeholder, None)  # the keys nulled here, for the global rule
-        out[ID_FLAG_COUNT] = _leading_flags(_flag_codes(id_flags))
+    valid_ids, placeholders = int(out["id_valid"].sum()), int(cross.id_placeholder.sum())
+    if own is not None:
+        assert isinstance(canonical, pa.Table)
+        table = _arrow_table(canonical, own, contacts, flags)
+        mobiles = n - table.column("mobile").null_count
+        result: pd.DataFrame | pa.Table = table
+    else:
+        frame = _frame(out, contacts, late, flags)
+        mobiles = int(frame["mobile"].notna().sum())
+        result = frame
     log.info(
-        "standardized %d records: %d valid IDs, %d placeholders, %d valid mobiles",
-        n,
-        int(out["id_valid"].sum()),
-        int(cross.id_placeholder.sum()),
-        int(out["mobile"].notna().sum()),
+        "standardized %d records: %d valid IDs, %d placeholders, %d valid mobiles", n, valid_ids, placeholders, mobiles
     )
+    return result
+
+
+def _own_arrow(
+    canonical: pa.Table | pd.DataFrame, out: pd.DataFrame, late: dict[str, pd.Series]
+) -> dict[str, pa.Array | pa.ChunkedArray]:
+    """The main process's columns (:data:`MAIN_COLUMNS`, then ``late``) as Arrow."""
+    converted = [c for c in MAIN_COLUMNS if c not in ("rid", "record_key", *DATE_COLUMNS)]
+    own = pa.Table.from_pandas(out, columns=converted, preserve_index=False)
+    rest = pa.Table.from_pandas(pd.DataFrame(late, index=out.index), preserve_index=False)
+    native = {"rid": pa.array(out["rid"].to_numpy()), "record_key": _record_keys(canonical, out)}
+    native |= {name: _date32(out[name]) for name in DATE_COLUMNS}
+    return native | {name: table.column(name) for table in (own, rest) for name in table.column_names}
+
+
+def _record_key_objects(df: pd.DataFrame) -> pd.Series:
+    """``<source_system>:<source_record_id>`` per record."""
+    return df["source_system"].astype(str) + ":" + df["source_record_id"].astype(str)
+
+
+def _record_keys(canonical: pa.Table | pd.DataFrame, df: pd.DataFrame) -> pa.Array | pa.ChunkedArray:
+    """:func:`_record_key_objects` as Arrow strings: joined by Arrow when both columns are strings with no
+    null (always, for an extract: a record without its number is quarantined), else from the objects."""
+    if isinstance(canonical, pa.Table):
+        system, record = canonical["source_system"], canonical["source_record_id"]
+        if all(pa.types.is_string(c.type) and c.null_count == 0 for c in (system, record)):
+            return pc.binary_join_element_wise(system, record, ":")
+    return pa.array(_record_key_objects(df), pa.string())
+
+
+def _date_objects(timestamps: pd.Series) -> pd.Series:
+    """``datetime.date`` objects (None where there is no date): the standardized frame's date columns."""
+    return timestamps.dt.date.where(timestamps.notna(), None)
+
+
+def _date32(timestamps: pd.Series) -> pa.Array:
+    """The dates of ``timestamps`` as Arrow ``date32``, without a Python object per row: what
+    ``pa.Table.from_pandas`` gives :func:`_date_objects`' column (when no row has a date, pandas keeps
+    that column a timestamp one: it is converted as it is)."""
+    if not timestamps.notna().any():
+        return pa.Table.from_pandas(pd.DataFrame({"d": _date_objects(timestamps)}), preserve_index=False).column(0)
+    return pa.array(timestamps.to_numpy(dtype="datetime64[D]"), from_pandas=True)
+
+
+def _arrow_table(
+    canonical: pa.Table, own: dict[str, pa.ChunkedArray], contacts: CodedContacts, flags: FlagCodes
+) -> pa.Table:
+    """``canonical``'s columns, then the added ones in the order :func:`_frame` gives them."""
+    columns: dict[str, pa.Array | pa.ChunkedArray] = {name: own.pop(name) for name in MAIN_COLUMNS}
+    columns |= contacts.arrow(canonical)
+    columns["updated_at"] = own.pop("updated_at")
+    columns["quality_flags"] = to_arrow(flags)
+    columns |= own  # the temporary columns of a chunk
+    table = canonical.replace_schema_metadata(None)
+    for name, column in columns.items():
+        table = table.append_column(name, column)
+    return table
+
+
+def _frame(out: pd.DataFrame, contacts: CodedContacts, late: dict[str, pd.Series], flags: FlagCodes) -> pd.DataFrame:
+    """``out`` (the inputs and :data:`MAIN_COLUMNS`) with the contacts, ``late`` and the reason codes added."""
+    rows = contacts.rows(out["address_raw"].to_numpy(dtype=object), out["email_raw"].to_numpy(dtype=object))
+    out["mobile"] = rows.phones["mobile"]
+    out["phones"] = rows.phones["phones"]
+    out["email"] = rows.emails["email"]
+    for col in ADDRESS_COLUMNS:
+        out[col] = rows.addresses[col]
+    out["updated_at"] = late.pop("updated_at")
+    out["quality_flags"] = pd.Series(flags.to_lists(), index=out.index, dtype=object)
+    for name, column in late.items():
+        out[name] = column
     return out
 
 
@@ -263,8 +353,8 @@ class _CrossField:
     shared: pd.Series
     id_placeholder: pd.Series
     id_key: pd.Series
-    id_birth_date: pd.Series
-    birth_date: pd.Series
+    id_birth_date: pd.Series  # datetime64: the date read from the ID
+    birth_date: pd.Series  # datetime64: the declared date, else the ID's
     dob_conflict: pd.Series
     gender: pd.Series
     gender_conflict: pd.Series
@@ -290,8 +380,8 @@ def _cross_field(
         shared,
         id_placeholder,
         id_key,
-        id_birth.dt.date.where(id_birth.notna(), None),
-        birth_date.dt.date.where(birth_date.notna(), None),
+        id_birth,
+        birth_date,
         dob_conflict,
         gender,
         gender_conflict,

@@ -1,0 +1,26 @@
+"""Array helpers that avoid measured traps of the numeric libraries."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+
+def sorted_unique(values: npt.ArrayLike) -> np.ndarray:
+    """``np.unique(values)``: the distinct values, ascending, of a flattened array.
+
+    NumPy 2.4's plain ``np.unique`` on integers takes its hash-table path and then sorts: 0.74 s
+    for a million int64, against 0.11 s when the same call asks for ``return_index`` (the sort path)
+    and 0.07 s for the sort done here. Integers are sorted and their runs collapsed; any other
+    dtype goes through ``np.unique`` on its sort path (NaNs collapsed as ``np.unique`` does).
+    """
+    array = np.asarray(values).ravel()
+    if array.dtype.kind not in "iub":
+        return np.unique(array, return_index=True)[0]
+    ordered = np.sort(array)
+    if ordered.size < 2:
+        return ordered
+    keep = np.empty(ordered.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
