@@ -60,14 +60,25 @@ def from_mask(mask: npt.ArrayLike, code: str) -> FlagCodes:
 
 
 def from_series(values: pd.Series) -> FlagCodes:
-    """A Series of flag lists (None for none) or of single flag strings (None for none)."""
+    """A Series of flag lists (None for none) or of single flag strings (None for none).
+
+    Only the rows holding something are looked at one by one: a column of a million rows with
+    a few flags (or none) costs one vectorized null check, not a tuple per row.
+    """
     arr = values.to_numpy(dtype=object)
-    if len(arr) and pd.api.types.infer_dtype(arr, skipna=True) == "string":
-        codes, uniques = pd.factorize(arr, use_na_sentinel=True)
-        return FlagCodes(np.asarray(codes, dtype=np.int64) + 1, ((), *((str(u),) for u in uniques)))
-    keys = np.fromiter((_as_combo(v) for v in arr), dtype=object, count=len(arr))
-    codes, uniques = pd.factorize(keys)
-    return FlagCodes(np.asarray(codes, dtype=np.int64), tuple(uniques))
+    present = np.flatnonzero(pd.notna(arr))
+    codes = np.zeros(len(arr), dtype=np.int64)  # code 0: no flag
+    if not len(present):
+        return FlagCodes(codes, ((),))
+    held = arr[present]
+    if pd.api.types.infer_dtype(held, skipna=True) == "string":
+        local, uniques = pd.factorize(held)
+        codes[present] = np.asarray(local, dtype=np.int64) + 1
+        return FlagCodes(codes, ((), *((str(u),) for u in uniques)))
+    keys = np.fromiter((_as_combo(v) for v in held), dtype=object, count=len(held))
+    local, combos = pd.factorize(keys)
+    codes[present] = np.asarray(local, dtype=np.int64) + 1
+    return FlagCodes(codes, ((), *combos))
 
 
 def _as_combo(value: object) -> Combo:
