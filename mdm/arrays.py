@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 
 
 def sorted_unique(values: npt.ArrayLike) -> np.ndarray:
@@ -24,3 +25,18 @@ def sorted_unique(values: npt.ArrayLike) -> np.ndarray:
     keep[0] = True
     np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
     return ordered[keep]
+
+
+TAKE_ROWS = 1 << 20
+
+
+def take_rows(values: pa.Array, indices: npt.NDArray[np.integer], rows: int | None = None) -> pa.ChunkedArray:
+    """``values.take(indices)`` in chunks of at most ``rows`` rows (default :data:`TAKE_ROWS`).
+
+    One string or list array holds at most 2 GiB of data (32-bit offsets): a column of many
+    records taken from a few distinct values in one piece could pass it, where
+    ``pa.Table.from_pandas`` would have cut the column into chunks.
+    """
+    step = rows or TAKE_ROWS
+    chunks = [values.take(pa.array(indices[start : start + step])) for start in range(0, len(indices), step)]
+    return pa.chunked_array(chunks or [values.slice(0, 0)], type=values.type)

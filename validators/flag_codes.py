@@ -16,6 +16,8 @@ import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 
+from mdm.arrays import take_rows
+
 Combo = tuple[str, ...]
 Codes = npt.NDArray[np.int64]
 
@@ -125,7 +127,7 @@ def merge_codes(n: int, sources: Sequence[FlagCodes]) -> FlagCodes:
     return FlagCodes(row_combo, tuple(merged))
 
 
-def to_arrow(flags: FlagCodes) -> pa.Array:
+def to_arrow(flags: FlagCodes) -> pa.Array | pa.ChunkedArray:
     """One list of reason codes per row as an Arrow ``list<string>`` array, taken from the few combinations
     (no list object per row); ``list<null>`` when no row has a code, as ``pa.Table.from_pandas`` gives
     :meth:`FlagCodes.to_lists`, and ``null`` when there is no row."""
@@ -133,4 +135,4 @@ def to_arrow(flags: FlagCodes) -> pa.Array:
         return pa.nulls(0)
     if not any(flags.combos):
         return pa.array([[]], pa.list_(pa.null())).take(np.zeros(len(flags), dtype=np.int64))
-    return pa.array([list(c) for c in flags.combos], pa.list_(pa.string())).take(flags.codes)
+    return take_rows(pa.array([list(c) for c in flags.combos], pa.list_(pa.string())), flags.codes)

@@ -31,6 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mdm.arrays import take_rows
 from validators.address_regions import gazetteer
 from validators.addresses import OUTPUT_COLUMNS, AddressParser, AddressRules
 from validators.emails import standardize_emails
@@ -80,20 +81,18 @@ class CodedField:
         """The records' reason codes."""
         return FlagCodes(self.flag_codes[self.codes], self.combos)
 
-    def arrow(self, raw: pa.ChunkedArray | pa.Array) -> dict[str, pa.Array]:
+    def arrow(self, raw: pa.ChunkedArray | pa.Array) -> dict[str, pa.Array | pa.ChunkedArray]:
         """:meth:`rows`' columns as Arrow arrays, each taken from its few distinct values (no object per record).
 
         ``raw`` is the records' raw text column (Arrow): the rows coded RAW take their value from it.
         Each array has the type ``pa.Table.from_pandas`` gives :meth:`rows`' column (:func:`like_pandas`).
         """
-        columns: dict[str, pa.Array] = {}
+        columns: dict[str, pa.Array | pa.ChunkedArray] = {}
         for name, per_distinct in self.value_codes.items():
             per_row = per_distinct[self.codes]
-            column = pa.array(self.values[name], from_pandas=True).take(per_row)
+            column = take_rows(pa.array(self.values[name], from_pandas=True), per_row)
             if (per_distinct == RAW).any():
-                is_raw = pa.array(per_row == RAW)
-                text = _one_array(raw).cast(pa.string())
-                column = pc.if_else(is_raw, text, column.cast(pa.string()))
+                column = pc.if_else(pa.array(per_row == RAW), raw.cast(pa.string()), column.cast(pa.string()))
             columns[name] = like_pandas(column)
         return columns
 
@@ -141,7 +140,7 @@ class CodedContacts:
         phones = {name: column.values() for name, column in self.phones.columns.items()}
         return Contacts(addresses, address_flags, emails, email_flags, phones, self.phones.flags)
 
-    def arrow(self, canonical: pa.Table) -> dict[str, pa.Array]:
+    def arrow(self, canonical: pa.Table) -> dict[str, pa.Array | pa.ChunkedArray]:
         """Every column (mobile, phones, email, then the address columns) as an Arrow array, each of the type
         ``pa.Table.from_pandas`` gives the column of :meth:`rows`; ``canonical``: the records' raw columns."""
         columns = {name: self.phones.columns[name].arrow() for name in PHONE_COLUMNS}
@@ -149,16 +148,13 @@ class CodedContacts:
         return columns | self.address.arrow(canonical["address_raw"])
 
 
-def _one_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
-    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-
-
-def like_pandas(column: pa.Array) -> pa.Array:
+def like_pandas(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """``column`` with the type ``pa.Table.from_pandas`` infers for the same values held as Python objects:
     ``null`` when no row has a value, ``list<null>`` for lists that are all empty."""
     if column.null_count == len(column):
         return pa.nulls(len(column))
-    if pa.types.is_list(column.type) and not pa.types.is_null(column.type.value_type) and not len(column.flatten()):
+    is_list = pa.types.is_list(column.type) and not pa.types.is_null(column.type.value_type)
+    if is_list and not pc.sum(pc.list_value_length(column)).as_py():  # every list empty
         return pa.array(column.to_pylist(), pa.list_(pa.null()))
     return column
 
@@ -213,12 +209,12 @@ class _Objects:
             objects = np.fromiter(objects.to_pylist(), dtype=object, count=len(objects))
         return objects[self.codes]
 
-    def arrow(self) -> pa.Array:
-        """:meth:`values` as an Arrow array of the type ``pa.Table.from_pandas`` gives them (:func:`like_pandas`)."""
+    def arrow(self) -> pa.Array | pa.ChunkedArray:
+        """:meth:`values` as Arrow, of the type ``pa.Table.from_pandas`` gives them (:func:`like_pandas`)."""
         objects = self.objects
         if not isinstance(objects, pa.Array):
-            return like_pandas(pa.array(self.values(), from_pandas=True))
-        return like_pandas(objects.take(self.codes))
+            return like_pandas(pa.Table.from_pandas(pd.DataFrame({"v": self.values()}), preserve_index=False).column(0))
+        return like_pandas(take_rows(objects, self.codes))
 
 
 def _packed(objects: np.ndarray) -> pa.Array | np.ndarray:
