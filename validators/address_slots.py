@@ -28,6 +28,18 @@ _UNIT = re.compile(rf"({_NUM})(?:单元|门(?![牌面口店市诊]))")
 _ROOM = re.compile(rf"({_NUM})(?:室|房|户)")
 _TRAILING_ROOM = re.compile(r"(?<![0-9])([0-9]{3,5})$")
 
+# The most common remainder in one match: road, house number, an estate name, then building, unit
+# and room in digits (建国路88号阳光花园3栋2单元1203室). Every class is narrower than the patterns
+# above, so whatever this matches they would read the same way (tests/test_address_fast_paths.py
+# holds parse_slots to the step-by-step version): the road holds no road suffix before its own (so
+# it is the shortest one, as _ROAD's lazy match), the estate no digit, numeral, letter or
+# character a later pattern looks for. Texts with a subdistrict (镇 / 乡 / 街道) are not tried.
+_ESTATE_NOT = r"\d#\-,号栋幢座室房户单元门院之楼弄A-Za-z" + CN_DIGITS + CN_UNITS
+_FAST = re.compile(
+    rf"([^{_NOT_SLOT}路街巷道胡]{{1,20}}?(?:大道|大街|胡同|路|街|巷|道))([0-9]+)号[^{_ESTATE_NOT}]*"
+    r"(?:([0-9]+)(?:号楼|栋|幢|座)(?:([0-9]+)单元)?(?:([0-9]+)[室房户])?)?"
+)
+
 
 class Slots(NamedTuple):
     road: str | None
@@ -64,6 +76,11 @@ def cn_number(text: str) -> str:
     return str(total + current)
 
 
+def _digits(text: str) -> str:
+    """:func:`cn_number` of ASCII digits."""
+    return text.lstrip("0") or "0"
+
+
 def _num(text: str | None) -> str | None:
     return cn_number(text) if text else None
 
@@ -80,6 +97,11 @@ def parse_slots(remainder: str) -> Slots:
     """
     if not remainder:
         return EMPTY_SLOTS
+    if "镇" not in remainder and "乡" not in remainder and "街道" not in remainder:
+        f = _FAST.fullmatch(remainder)
+        if f:
+            road, house, *numbers = f.groups()
+            return Slots(road, _digits(house), *(n and _digits(n) for n in numbers))
     rest = remainder
     if "镇" in rest or "乡" in rest or "街道" in rest:
         rest = _SUBDISTRICT.sub("", rest, count=1)
