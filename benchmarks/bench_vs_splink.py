@@ -11,7 +11,7 @@ canonical table first and that read is not counted: the target compares standard
 cluster with Splink's read, clean, train, predict and cluster. Each side runs in its own
 process (its own peak memory), ours first, then Splink (benchmarks/splink_baseline.py in
 benchmarks/.venv-splink). Clusters are scored against ``truth.parquet``. The result is written
-to ``benchmarks/out/results/vs-splink-<N>k.json`` and rendered by ``benchmarks/report.py``.
+to ``benchmarks/results/vs-splink-<N>k.json`` and rendered by ``benchmarks/report.py``.
 The nightly flow's own per-step figures (Prefect included) are in the series tables.
 """
 
@@ -130,7 +130,7 @@ def main() -> None:
         },
         "ratio": round(ours["wall_s"] / splink_wall, 3),
     }
-    path = OUT / "results" / f"vs-splink-{args.persons // 1000}k.json"
+    path = REPO / "benchmarks" / "results" / f"vs-splink-{args.persons // 1000}k.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
     a, b = ours["accuracy"], theirs.get("accuracy", {})

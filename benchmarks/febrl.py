@@ -6,7 +6,7 @@ entity is the number in its ``rec_id`` (``rec-1496-org``, ``rec-1496-dup-0``).
 
     python benchmarks/febrl.py            # both
     python benchmarks/febrl.py --only febrl4
-    python benchmarks/febrl.py --json benchmarks/out/results/febrl.json   # also the JSON result file
+    python benchmarks/febrl.py --json benchmarks/results/febrl.json   # also the JSON result file
 
 The JSON file (read by benchmarks/report.py, written with the same figures by the Splink
 counterpart ``benchmarks/splink_febrl.py``) holds per data set the counts, link and cluster
@@ -207,7 +207,7 @@ def result_file(rows: dict[str, dict[str, Any]], load_before: float) -> dict[str
     return {
         "system": "ours",
         "tool": f"matchers.pipeline.match (duckdb {duckdb.__version__})",
-        "command": "python benchmarks/febrl.py --json benchmarks/out/results/febrl.json",
+        "command": "python benchmarks/febrl.py --json benchmarks/results/febrl.json",
         "data": str(folder),
         "data_sha256": {f: hashlib.sha256((folder / f).read_bytes()).hexdigest() for name in rows for f in FILES[name]},
         "settings": {name: f"data/config/{name}.yaml" for name in rows},

@@ -178,7 +178,7 @@ def main() -> None:
               "client_cpu_s": round(sum(o["cpu_s"] for o in outcomes), 1), "cores": os.cpu_count(),
               "load_average_before": [round(x, 2) for x in load_before],
               "load_average_after": [round(x, 2) for x in load_after], "pages": rows}
-    out = REPO / "benchmarks" / "out" / "results" / "steward-load.json"
+    out = REPO / "benchmarks" / "results" / "steward-load.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print("| page | requests | p50 ms | p95 ms | p99 ms |\n|---|---|---|---|---|")

