@@ -311,11 +311,12 @@ def _date32(timestamps: pd.Series) -> pa.Array:
 
 
 def _arrow_table(
-    canonical: pa.Table, own: dict[str, pa.ChunkedArray], contacts: CodedContacts, flags: FlagCodes
+    canonical: pa.Table, own: dict[str, pa.Array | pa.ChunkedArray], contacts: CodedContacts, flags: FlagCodes
 ) -> pa.Table:
     """``canonical``'s columns, then the added ones in the order :func:`_frame` gives them."""
     columns: dict[str, pa.Array | pa.ChunkedArray] = {name: own.pop(name) for name in MAIN_COLUMNS}
-    columns |= contacts.arrow(canonical)
+    contact_columns = contacts.arrow(canonical)
+    columns |= {name: contact_columns[name] for name in CONTACT_COLUMNS}
     columns["updated_at"] = own.pop("updated_at")
     columns["quality_flags"] = to_arrow(flags)
     columns |= own  # the temporary columns of a chunk
