@@ -101,3 +101,19 @@ def test_merge_of_many_wide_sources_stays_exact() -> None:
     sources = [FlagCodes(rng.integers(0, 2**16, 50), combos) for _ in range(5)]
     expected = [[f"F{s.codes[r]}" for s in sources] for r in range(50)]
     assert [list(dict.fromkeys(e)) for e in expected] == merge_flag_codes(50, sources)
+
+
+def test_to_arrow_types_as_pandas_would() -> None:
+    """to_arrow gives the array pa.Table.from_pandas gives the same flags as lists, types included."""
+    from validators.flag_codes import to_arrow
+
+    cases = [
+        FlagCodes(np.array([0, 1, 1, 0]), ((), ("A", "B"))),
+        FlagCodes(np.array([0, 0]), ((), ("A",))),  # a code no row uses: still no flag at all
+        FlagCodes(np.array([0, 0]), ((),)),
+        FlagCodes(np.array([], dtype=np.int64), ((),)),
+    ]
+    for flags in cases:
+        expected = pa.Table.from_pandas(pd.DataFrame({"f": flags.to_lists()}), preserve_index=False).column(0)
+        got = to_arrow(flags)
+        assert got.type == expected.type and got.to_pylist() == expected.to_pylist()

@@ -508,8 +508,9 @@ class Offloaded:
                 )
             finally:
                 self.close()
-        email = next(done.email for done in shares if done.email is not None)
-        phones = next(done.phones for done in shares if done.phones is not None)
+        email = next((done.email for done in shares if done.email is not None), None)
+        phones = next((done.phones for done in shares if done.phones is not None), None)
+        assert email is not None and phones is not None, "every unit is done by one of the processes"
         return CodedContacts(_address_field(self._addresses, self._codes, shares), email, phones)
 
     def close(self) -> None:
