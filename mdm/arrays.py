@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
 
 def sorted_unique(values: npt.ArrayLike) -> np.ndarray:
@@ -40,3 +41,15 @@ def take_rows(values: pa.Array, indices: npt.NDArray[np.integer], rows: int | No
     step = rows or TAKE_ROWS
     chunks = [values.take(pa.array(indices[start : start + step])) for start in range(0, len(indices), step)]
     return pa.chunked_array(chunks or [values.slice(0, 0)], type=values.type)
+
+
+def like_pandas(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """``column`` with the type ``pa.Table.from_pandas`` infers for the same values held as Python objects:
+    ``null`` when no row has a value, ``list<null>`` when every list is empty (nulls kept)."""
+    if column.null_count == len(column):
+        return pa.nulls(len(column))
+    is_list = pa.types.is_list(column.type) and not pa.types.is_null(column.type.value_type)
+    if is_list and not pc.sum(pc.list_value_length(column)).as_py():  # every list empty
+        empty_or_null = pa.array([[], None], pa.list_(pa.null()))
+        return take_rows(empty_or_null, column.is_null().to_numpy(zero_copy_only=False).astype(np.int64))
+    return column

@@ -1,8 +1,10 @@
-"""mdm.arrays: sorted_unique gives what np.unique gives; take_rows is take, cut into chunks."""
+"""mdm.arrays: sorted_unique gives what np.unique gives; take_rows is take, cut into chunks; like_pandas
+types a column as pa.Table.from_pandas types the same values held as objects."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 from hypothesis import given
@@ -10,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from mdm import arrays
-from mdm.arrays import sorted_unique, take_rows
+from mdm.arrays import like_pandas, sorted_unique, take_rows
 
 INTEGER_DTYPES = st.sampled_from([np.int8, np.int32, np.int64, np.uint16, np.uint64, np.bool_])
 
@@ -57,3 +59,22 @@ def test_the_standardized_table_is_the_same_in_small_take_chunks(monkeypatch: py
     chunked = standardize_table(table, StandardizeRules(workers=1))
     assert any(column.num_chunks > 1 for column in chunked.columns)
     assert chunked.schema == whole.schema and chunked.equals(whole)
+
+
+@given(
+    st.lists(st.one_of(st.none(), st.lists(st.sampled_from(["A", "B"]), max_size=2)), max_size=12),
+    st.integers(1, 5),
+)
+def test_like_pandas_types_lists_as_pandas_does(cells: list[list[str] | None], rows: int) -> None:
+    column = take_rows(pa.array(cells, pa.list_(pa.string())), np.arange(len(cells)), rows)
+    expected = pa.Table.from_pandas(pd.DataFrame({"c": pd.Series(cells, dtype=object)}), preserve_index=False)
+    got = like_pandas(column)
+    assert got.type == expected.column(0).type
+    assert got.to_pylist() == expected.column(0).to_pylist()
+
+
+@given(st.lists(st.one_of(st.none(), st.sampled_from(["x", ""])), max_size=12))
+def test_like_pandas_types_text_as_pandas_does(cells: list[str | None]) -> None:
+    expected = pa.Table.from_pandas(pd.DataFrame({"c": pd.Series(cells, dtype=object)}), preserve_index=False)
+    got = like_pandas(pa.array(cells, pa.string()))
+    assert got.type == expected.column(0).type and got.to_pylist() == expected.column(0).to_pylist()

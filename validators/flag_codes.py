@@ -16,7 +16,7 @@ import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 
-from mdm.arrays import sorted_unique, take_rows
+from mdm.arrays import like_pandas, take_rows
 
 Combo = tuple[str, ...]
 Codes = npt.NDArray[np.int64]
@@ -129,10 +129,6 @@ def merge_codes(n: int, sources: Sequence[FlagCodes]) -> FlagCodes:
 
 def to_arrow(flags: FlagCodes) -> pa.Array | pa.ChunkedArray:
     """One list of reason codes per row as an Arrow ``list<string>`` array, taken from the few combinations
-    (no list object per row); ``list<null>`` when no row has a code, as ``pa.Table.from_pandas`` gives
-    :meth:`FlagCodes.to_lists`, and ``null`` when there is no row."""
-    if len(flags) == 0:
-        return pa.nulls(0)
-    if not any(flags.combos[code] for code in sorted_unique(flags.codes)):  # no row has a code
-        return pa.array([[]], pa.list_(pa.null())).take(np.zeros(len(flags), dtype=np.int64))
-    return take_rows(pa.array([list(c) for c in flags.combos], pa.list_(pa.string())), flags.codes)
+    (no list object per row), of the type ``pa.Table.from_pandas`` gives :meth:`FlagCodes.to_lists`
+    (``list<null>`` when no row has a code, ``null`` when there is no row)."""
+    return like_pandas(take_rows(pa.array([list(c) for c in flags.combos], pa.list_(pa.string())), flags.codes))

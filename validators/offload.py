@@ -31,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mdm.arrays import take_rows
+from mdm.arrays import like_pandas, take_rows
 from validators.address_regions import gazetteer
 from validators.addresses import OUTPUT_COLUMNS, AddressParser, AddressRules
 from validators.emails import standardize_emails
@@ -146,17 +146,6 @@ class CodedContacts:
         columns = {name: self.phones.columns[name].arrow() for name in PHONE_COLUMNS}
         columns |= self.email.arrow(canonical["email_raw"])
         return columns | self.address.arrow(canonical["address_raw"])
-
-
-def like_pandas(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """``column`` with the type ``pa.Table.from_pandas`` infers for the same values held as Python objects:
-    ``null`` when no row has a value, ``list<null>`` for lists that are all empty."""
-    if column.null_count == len(column):
-        return pa.nulls(len(column))
-    is_list = pa.types.is_list(column.type) and not pa.types.is_null(column.type.value_type)
-    if is_list and not pc.sum(pc.list_value_length(column)).as_py():  # every list empty
-        return pa.array(column.to_pylist(), pa.list_(pa.null()))
-    return column
 
 
 class ValueCodes:
