@@ -106,7 +106,8 @@ def generate_candidate_pairs(
     Raises :class:`MatchConfigError` if a rule names an unknown column, has a bad ``where``,
     or would produce more than its ``max_pairs`` (all such rules are named in one message).
     """
-    problems = check_blocking_columns(engine.schema(records_table_name), records_table_name, config)
+    schema = engine.schema(records_table_name)
+    problems = check_blocking_columns(schema, records_table_name, config)
     if problems:
         raise MatchConfigError("blocking rules do not fit the records:\n" + "\n".join(f"  - {p}" for p in problems))
     run = next(_counter)
@@ -116,12 +117,12 @@ def generate_candidate_pairs(
     created: list[str] = [] if materialized else [recs]
     try:
         if not materialized:
-            _materialize(engine, records_table_name, blocking_columns(engine.schema(records_table_name), config), recs)
+            _materialize(engine, records_table_name, blocking_columns(schema, config), recs)
         for i, rule in enumerate(config.blocking.rules):
             keyed = f"__mdm_blk{run}_{i}_keyed"
             created.append(keyed)
             cap = rule.max_block_size or config.blocking.max_block_size
-            _create_keyed(engine, recs, rule, config, keyed)
+            _create_keyed(engine, recs, schema, rule, config, keyed)
             stats[rule.name] = _block_stats(engine, rule, config, keyed, cap)
             keyed_names[rule.name] = keyed
         if not materialized:
@@ -164,7 +165,15 @@ def generate_candidate_pairs(
     return pairs, report
 
 
-def _create_keyed(engine: Engine, table: str, rule: BlockingRule, config: MatchConfig, out: str) -> None:
+def _hashed_as_is(schema: pa.Schema, column: str) -> bool:
+    """A column whose values are hashed as they are, not as text: dates, times and integers (never empty)."""
+    kind = schema.field(column).type
+    return bool(pa.types.is_temporal(kind) or pa.types.is_integer(kind))
+
+
+def _create_keyed(
+    engine: Engine, table: str, schema: pa.Schema, rule: BlockingRule, config: MatchConfig, out: str
+) -> None:
     d = engine.dialect
     needed = [c for c in rule.columns() if c not in rule.explode]
     linking = config.link_type == "link_only" and config.source_column is not None
@@ -178,9 +187,14 @@ def _create_keyed(engine: Engine, table: str, rule: BlockingRule, config: MatchC
         others = [d.quote(c) for c in passthrough + rule.explode[j + 1 :]]
         inner = f"SELECT {', '.join([*others, d.unnest(d.quote(col)) + ' AS ' + d.quote(col)])} FROM ({inner}) AS x{j}"
         passthrough.append(col)
-    keys = [d.key(k) for k in rule.parsed_keys()]
+    parsed = rule.parsed_keys()
+    typed = [k.func is None and k.column not in rule.explode and _hashed_as_is(schema, k.column) for k in parsed]
+    keys = [d.key(k, text=not raw) for k, raw in zip(parsed, typed, strict=True)]
     key_cols = ", ".join(f"{k} AS k{n}" for n, k in enumerate(keys))
-    not_null = " AND ".join(f"k{n} IS NOT NULL AND k{n} <> ''" for n in range(len(keys)))
+    # a text key must be non-empty; a typed one (a date) only present
+    not_null = " AND ".join(
+        f"k{n} IS NOT NULL" + ("" if raw else f" AND k{n} <> ''") for n, raw in enumerate(typed)
+    )
     src_col = (f", {_SRC}" if src else "") + (f", {_BOTH}" if both else "")
     hashed = d.hash_key(_key_list(len(keys)))
     # one key per record (rid is the row key) unless a list was exploded

@@ -76,6 +76,13 @@ _HEADER = struct.Struct(">8sB8s8sI")  # magic, version, key fingerprint, nonce p
 _SEGMENT = 1 << 20
 _TAG = 16
 _ROW_GROUP = 1 << 20  # rows per Parquet row group (pyarrow's default)
+# A column's dictionary page stops growing at this size and the rest of its row group is stored
+# plain. Code columns (a few hundred values) stay well below it; a column of nearly distinct values
+# (record keys, ID numbers, addresses) used to build a 1 MiB dictionary first, only to fall back
+# anyway. At 1M records: source_records 2.67 -> 2.40 s, golden_customer 1.9 -> 1.6 s (one core),
+# and both files a little smaller.
+DICTIONARY_PAGE_LIMIT = 64 << 10
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "dictionary_pagesize_limit": DICTIONARY_PAGE_LIMIT}
 
 
 # --------------------------------------------------------------------------- keys
@@ -355,8 +362,28 @@ class DuckDBFileWriter:
             finally:
                 cur.unregister("_mdm_src")
             del data
+            self._checkpoint(cur, name)
         finally:
             cur.close()
+
+    def _checkpoint(self, cur: duckdb.DuckDBPyConnection, name: str) -> bool:
+        """Checkpoint the file right after a load, unless another load is writing (then its own checkpoint, or
+        :meth:`commit`'s, takes this one's rows along); True when done.
+
+        Left to DuckDB, the checkpoint runs in whichever statement crosses its write-ahead-log
+        threshold while no other write is under way: with two threads loading, that was often
+        the first ``CREATE INDEX`` of :meth:`commit`. At 1M records that deferred checkpoint
+        wrote 87 MB in 2.5-2.7 s, on one core, at the very end of the run (3 runs in 5); a
+        checkpoint after each load took 0.0-0.3 s, on the thread that loaded the table. The
+        statement names the file's catalog: a cursor starts in the connection's default one.
+        """
+        target = f' "{self._catalog}"' if self._catalog is not None else ""
+        try:
+            cur.execute(f"CHECKPOINT{target}")
+        except duckdb.TransactionException as err:  # "other write transactions active": the next one will
+            log.debug("the master DuckDB was not checkpointed after loading %s: %s", name, err)
+            return False
+        return True
 
     def shrink_cache(self) -> bool:
         """Let DuckDB drop the blocks it keeps cached from the loads so far, when no load is under way;
@@ -629,7 +656,7 @@ def write_parquet_sealed(table: pa.Table | pd.DataFrame, path: Path, key: bytes 
         with tmp.open("wb") as out:
             sink: EnvelopeWriter | HashingSink = EnvelopeWriter(out, key) if key is not None else HashingSink(out)
             stream = pa.PythonFile(sink, mode="w")
-            with pq.ParquetWriter(stream, schema, compression="zstd") as writer:
+            with pq.ParquetWriter(stream, schema, **PARQUET_OPTIONS) as writer:
                 if schema.equals(data.schema):
                     writer.write_table(data, row_group_size=_ROW_GROUP)
                 else:  # dictionary-encoded (code) columns: stored as their values, a row group at a time

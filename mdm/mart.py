@@ -41,6 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mdm.crypto import (
+    PARQUET_OPTIONS,
     EnvelopeWriter,
     FileDigest,
     HashingSink,
@@ -202,7 +203,7 @@ class _ParquetOut:
         self._sink: EnvelopeWriter | HashingSink = (
             EnvelopeWriter(self._file, key) if key is not None else HashingSink(self._file)
         )
-        self._writer = pq.ParquetWriter(pa.PythonFile(self._sink, mode="w"), schema, compression="zstd")
+        self._writer = pq.ParquetWriter(pa.PythonFile(self._sink, mode="w"), schema, **PARQUET_OPTIONS)
         self.rows = 0
 
     def write(self, chunk: pa.Table) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from typing import Any
 
@@ -392,3 +393,57 @@ def test_pairs_equal_brute_force(rows: list[dict[str, Any]], link_only: bool) ->
     assert as_dict(pairs) == expected
     assert report.total_pairs == len(expected)
     assert sum(r.new_pairs for r in report.rules) == len(expected)
+
+
+# ------------------------------------------------------------------ typed keys: dates and integers hashed as they are
+
+TYPED_SCHEMA = pa.schema([("rid", pa.int64()), ("a", pa.string()), ("d", pa.date32()), ("n", pa.int64())])
+_typed_row = st.fixed_dictionaries(
+    {
+        "a": st.sampled_from(["x", "", None]),
+        "d": st.sampled_from([dt.date(1990, 1, 1), dt.date(1990, 1, 2), dt.date(1970, 1, 1), None]),
+        "n": st.sampled_from([0, 7, None]),
+    }
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(_typed_row, max_size=9))
+def test_typed_keys_block_like_their_values(rows: list[dict[str, Any]]) -> None:
+    rules = [
+        {"name": "a_d", "keys": ["a", "d"]},
+        {"name": "d", "keys": ["d"]},
+        {"name": "n_year", "keys": ["n", "year(d)"]},
+    ]
+    pairs, _ = block(rows, config(rules), TYPED_SCHEMA)
+
+    def key(row: dict[str, Any], rule: str) -> tuple[Any, ...] | None:
+        d = row["d"]
+        parts = {"a_d": (row["a"], d), "d": (d,), "n_year": (row["n"], d.year if d else None)}[rule]
+        if any(p is None or p == "" for p in parts):  # no key: an empty text is none; a date or 0 is one
+            return None
+        return parts
+
+    expected = {}
+    for i, j in itertools.combinations(range(len(rows)), 2):
+        hits = [r["name"] for r in rules if (k := key(rows[i], r["name"])) is not None and k == key(rows[j], r["name"])]
+        if hits:
+            expected[(i, j)] = hits
+    assert as_dict(pairs) == expected
+
+
+def test_date_key_is_hashed_without_formatting_it() -> None:
+    with DuckDBEngine(threads=1) as engine:
+        engine.register("recs", table([{"a": "x", "d": dt.date(1990, 1, 1)}], TYPED_SCHEMA))
+        seen: list[str] = []
+        run = engine.execute
+
+        def spy(sql: str) -> None:
+            seen.append(sql)
+            run(sql)
+
+        engine.execute = spy  # type: ignore[method-assign]
+        generate_candidate_pairs(engine, "recs", config([{"name": "a_d", "keys": ["a", "d"]}]))
+    keyed = next(q for q in seen if "AS k1" in q)
+    assert 'CAST("a" AS VARCHAR) AS k0' in keyed and '"d" AS k1' in keyed
+    assert "k1 <> ''" not in keyed

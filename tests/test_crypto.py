@@ -237,6 +237,35 @@ def test_an_index_larger_than_the_loading_limit_is_built(tmp_path: Path, monkeyp
         assert con.execute("SELECT count(*) FROM duckdb_indexes() WHERE table_name = 'x'").fetchone() == (1,)
 
 
+def test_each_load_is_checkpointed_unless_another_write_is_under_way(tmp_path: Path) -> None:
+    from mdm.crypto import DuckDBFileWriter
+
+    n = 50_000  # small: DuckDB alone would keep it in the write-ahead log until some later statement
+    table = pa.table({"record_key": [f"card:{i:012d}" for i in range(n)], "n": np.arange(n)})
+    with DuckDBFileWriter(tmp_path / "m.duckdb", KEY) as writer:
+        wal = writer._tmp.with_name(writer._tmp.name + ".wal")
+        writer.add("first", table, ("record_key",))
+        assert not wal.exists() or wal.stat().st_size == 0  # in the file itself already
+        assert writer._con is not None
+        other = writer._con.cursor()  # another thread's load, still writing
+        other.execute(f'USE "{writer._catalog}"')
+        other.execute("BEGIN TRANSACTION")
+        other.execute("CREATE TABLE other AS SELECT 1 AS x")
+        writer.add("second", table.slice(0, 1000))  # its checkpoint is refused, the load stands
+        assert wal.exists() and wal.stat().st_size > 0
+        other.execute("COMMIT")
+        other.close()
+        path = writer.commit()
+    con = connect_duckdb(path, KEY)
+    try:
+        assert con.execute("SELECT count(*), max(n) FROM first").fetchone() == (n, n - 1)
+        assert con.execute("SELECT count(*) FROM second").fetchone() == (1000,)
+        assert con.execute("SELECT count(*) FROM other").fetchone() == (1,)
+        assert con.execute("SELECT index_name FROM duckdb_indexes()").fetchall() == [("idx_first_record_key",)]
+    finally:
+        con.close()
+
+
 def test_the_writer_drops_its_cache_between_loads_but_never_under_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
