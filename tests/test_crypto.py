@@ -237,6 +237,29 @@ def test_an_index_larger_than_the_loading_limit_is_built(tmp_path: Path, monkeyp
         assert con.execute("SELECT count(*) FROM duckdb_indexes() WHERE table_name = 'x'").fetchone() == (1,)
 
 
+def test_a_code_column_with_a_dictionary_per_chunk_loads_its_values(tmp_path: Path) -> None:
+    from mdm.crypto import DuckDBFileWriter
+
+    chunks = [
+        pa.DictionaryArray.from_arrays(pa.array([0, 1, None, 1], pa.int32()), pa.array(["card", "loan"])),
+        pa.DictionaryArray.from_arrays(pa.array([1, 0, 2], pa.int32()), pa.array(["deposit", "card", "loan"])),
+        pa.DictionaryArray.from_arrays(pa.array([0], pa.int32()), pa.array(["x"])),
+    ]
+    column = pa.chunked_array(chunks)
+    table = pa.table({"n": pa.chunked_array([[0, 1, 2, 3], [4, 5, 6], [7]]), "system": column})
+    with DuckDBFileWriter(tmp_path / "m.duckdb", KEY) as writer:
+        writer.add("t", table)
+        path = writer.commit()
+    con = connect_duckdb(path, KEY)
+    try:
+        rows = con.execute("SELECT n, system FROM t ORDER BY n").fetchall()
+        kind = con.execute("SELECT data_type FROM duckdb_columns() WHERE column_name = 'system'").fetchone()
+    finally:
+        con.close()
+    assert rows == list(enumerate(["card", "loan", None, "loan", "card", "deposit", "loan", "x"]))
+    assert kind == ("VARCHAR",)
+
+
 def test_each_load_is_checkpointed_unless_another_write_is_under_way(tmp_path: Path) -> None:
     from mdm.crypto import DuckDBFileWriter
 
