@@ -253,23 +253,33 @@ def _as_arrow(table: pa.Table | pd.DataFrame) -> pa.Table:
 _SCAN_BATCH = 122_880  # DuckDB's row-group size
 
 
-def _rechunk(table: pa.Table) -> pa.Table:
+def row_group_batches(table: pa.Table) -> pa.Table | pa.RecordBatchReader:
+    """``table`` for a DuckDB load: batches of exactly one DuckDB row group each (the last one shorter),
+    cut as DuckDB reads them.
+
+    DuckDB loads one batch per task, on every thread. A batch that fills a row group is compressed
+    and written out by the thread that loaded it; batches cut at the table's own chunk boundaries
+    (``to_batches``) come in odd sizes when its columns are chunked differently (the 1M-record
+    golden_customer: 66,834, 64,238, 2,597, 16,709 ... rows), and the partial row groups they
+    leave were written by a checkpoint later, on one thread: 2.6-2.9 s more, and 6.7-8.0 s of CPU
+    for that table instead of 4.2-5.3 s. A column whose chunks do not line up with a batch gives
+    that batch a copy of its rows (a batch at a time, while DuckDB reads: never the whole table).
+    Each dictionary-encoded column's chunks are first given one dictionary (only the few values
+    and the indices' mapping), so the copies join chunks of the same dictionary.
+    """
+    if any(pa.types.is_dictionary(field.type) for field in table.schema):
+        table = table.unify_dictionaries()
     if table.num_rows <= _SCAN_BATCH:
         return table
-    return pa.Table.from_batches(table.to_batches(max_chunksize=_SCAN_BATCH), table.schema)
 
+    def batches() -> Iterator[pa.RecordBatch]:
+        for start in range(0, table.num_rows, _SCAN_BATCH):
+            pieces = [column.slice(start, _SCAN_BATCH) for column in table.columns]
+            yield pa.RecordBatch.from_arrays(
+                [p.chunk(0) if p.num_chunks == 1 else p.combine_chunks() for p in pieces], schema=table.schema
+            )
 
-def _one_dictionary(table: pa.Table) -> pa.Table:
-    """``table`` with each dictionary-encoded column's chunks sharing one dictionary.
-
-    Loaded with a dictionary per chunk, the 1M-record golden_customer (20 code columns, chunks of
-    uneven sizes) took 5.3-6.0 s and left DuckDB a checkpoint of 2.7-3.2 s more; with the
-    dictionaries unified (about a millisecond: only the few values and the indices' mapping),
-    2.8-3.3 s and no checkpoint left. The loaded values are the same.
-    """
-    if not any(pa.types.is_dictionary(field.type) for field in table.schema):
-        return table
-    return table.unify_dictionaries()
+    return pa.RecordBatchReader.from_batches(table.schema, batches())
 
 
 def _is_sorted(column: pa.ChunkedArray) -> bool:
@@ -367,9 +377,9 @@ class DuckDBFileWriter:
         try:
             if self._catalog is not None:
                 cur.execute(f'USE "{self._catalog}"')
-            # DuckDB scans an Arrow table one batch per task: vector-sized batches spread the load over
-            # every thread (the 1M-record source_records: 12.2 -> 8.5 s CPU, 17 -> 10 s wall)
-            cur.register("_mdm_src", _rechunk(_one_dictionary(data)))
+            # one batch per task, each a row group: the load spreads over every thread (the 1M-record
+            # source_records: 12.2 -> 8.5 s CPU, 17 -> 10 s wall) and leaves no partial row group behind
+            cur.register("_mdm_src", row_group_batches(data))
             try:
                 cur.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _mdm_src')
             finally:
@@ -383,12 +393,12 @@ class DuckDBFileWriter:
         """Checkpoint the file right after a load, unless another load is writing (then its own checkpoint, or
         :meth:`commit`'s, takes this one's rows along); True when done.
 
-        Left to DuckDB, the checkpoint runs in whichever statement crosses its write-ahead-log
-        threshold while no other write is under way: with two threads loading, that was often
-        the first ``CREATE INDEX`` of :meth:`commit`. At 1M records that deferred checkpoint
-        wrote 87 MB in 2.5-2.7 s, on one core, at the very end of the run (3 runs in 5); a
-        checkpoint after each load took 0.0-0.3 s, on the thread that loaded the table. The
-        statement names the file's catalog: a cursor starts in the connection's default one.
+        What a load leaves in DuckDB's memory and write-ahead log (the rows short of a full row
+        group) is otherwise written by the next automatic checkpoint, which runs in whichever
+        statement crosses DuckDB's threshold while no other write is under way: with two threads
+        loading, often the first ``CREATE INDEX`` of :meth:`commit`, at the very end of the run
+        and on one core. The statement names the file's catalog: a cursor starts in the
+        connection's default one.
         """
         target = f' "{self._catalog}"' if self._catalog is not None else ""
         try:

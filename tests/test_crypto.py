@@ -237,6 +237,44 @@ def test_an_index_larger_than_the_loading_limit_is_built(tmp_path: Path, monkeyp
         assert con.execute("SELECT count(*) FROM duckdb_indexes() WHERE table_name = 'x'").fetchone() == (1,)
 
 
+def test_a_load_reads_full_row_groups_whatever_the_columns_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mdm import crypto
+    from mdm.crypto import DuckDBFileWriter, row_group_batches
+
+    monkeypatch.setattr(crypto, "_SCAN_BATCH", 10)
+    n = 47
+    table = pa.table(
+        {
+            "n": pa.chunked_array([list(range(0, 13)), list(range(13, 14)), list(range(14, n))]),
+            "text": pa.chunked_array([[f"t{i}" for i in range(0, 30)], [f"t{i}" for i in range(30, n)]]),
+            "system": pa.chunked_array(  # a dictionary per chunk, cut elsewhere than the other columns
+                [
+                    pa.DictionaryArray.from_arrays(pa.array([i % 2 for i in range(5)], pa.int32()), ["card", "loan"]),
+                    pa.DictionaryArray.from_arrays(
+                        pa.array([i % 3 for i in range(5, n)], pa.int32()), ["deposit", "card", "loan"]
+                    ),
+                ]
+            ),
+        }
+    )
+    reader = row_group_batches(table)
+    assert isinstance(reader, pa.RecordBatchReader)
+    batches = list(reader)
+    assert [b.num_rows for b in batches] == [10, 10, 10, 10, 7]
+    assert pa.Table.from_batches(batches).to_pylist() == table.to_pylist()
+    with DuckDBFileWriter(tmp_path / "m.duckdb", KEY) as writer:
+        writer.add("t", table)
+        path = writer.commit()
+    con = connect_duckdb(path, KEY)
+    try:
+        rows = con.execute("SELECT n, text, system FROM t ORDER BY n").fetchall()
+    finally:
+        con.close()
+    assert rows == [(r["n"], r["text"], r["system"]) for r in table.to_pylist()]
+
+
 def test_a_code_column_with_a_dictionary_per_chunk_loads_its_values(tmp_path: Path) -> None:
     from mdm.crypto import DuckDBFileWriter
 
