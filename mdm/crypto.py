@@ -253,22 +253,36 @@ def _as_arrow(table: pa.Table | pd.DataFrame) -> pa.Table:
 _SCAN_BATCH = 122_880  # DuckDB's row-group size
 
 
+def scan_batches(table: pa.Table) -> pa.Table:
+    """``table`` cut into batches of at most one DuckDB row group, without copying (at its chunks' boundaries).
+
+    DuckDB loads one batch per task, on every thread: the 1M-record source_records went from
+    12.2 to 8.5 s of CPU and from 17 to 10 s of wall time against one batch per Parquet row group.
+    """
+    if table.num_rows <= _SCAN_BATCH:
+        return table
+    return pa.Table.from_batches(table.to_batches(max_chunksize=_SCAN_BATCH), table.schema)
+
+
 def row_group_batches(table: pa.Table) -> pa.Table | pa.RecordBatchReader:
-    """``table`` for a DuckDB load: batches of exactly one DuckDB row group each (the last one shorter),
+    """``table`` for a DuckDB load as batches of exactly one DuckDB row group each (the last one shorter),
     cut as DuckDB reads them.
 
-    DuckDB loads one batch per task, on every thread. A batch that fills a row group is compressed
-    and written out by the thread that loaded it; batches cut at the table's own chunk boundaries
-    (``to_batches``) come in odd sizes when its columns are chunked differently (the 1M-record
-    golden_customer: 66,834, 64,238, 2,597, 16,709 ... rows), and the partial row groups they
-    leave were written by a checkpoint later, on one thread: 2.6-2.9 s more, and 6.7-8.0 s of CPU
-    for that table instead of 4.2-5.3 s. A column whose chunks do not line up with a batch gives
-    that batch a copy of its rows (a batch at a time, while DuckDB reads: never the whole table).
-    Each dictionary-encoded column's chunks are first given one dictionary (only the few values
-    and the indices' mapping), so the copies join chunks of the same dictionary.
+    A batch that fills a row group is compressed and written out by the thread that loaded it.
+    :func:`scan_batches` cuts at every chunk boundary of every column, and a table whose columns
+    are chunked differently (the 1M-record golden_customer: 131,072-row chunks beside lists in
+    66,834- and 150,378-row ones) came in odd sizes (66,834, 64,238, 2,597, 16,709 ... rows); the
+    partial row groups those leave were written by a later checkpoint, on one thread: 2.6-2.9 s
+    more, and 6.7-10.2 s of CPU for that table instead of 4.1-4.9 s.
+
+    The price is memory: a column whose chunks do not line up with a batch is copied for that
+    batch, and DuckDB reads a stream some batches ahead. Loading the 1M-record source_records
+    this way held 914 MB more than before the load instead of 508 MB; at 10M records, loaded
+    beside matching, it took that step's peak from 14,845 to 17,473 MiB. So the caller chooses
+    (:meth:`DuckDBFileWriter.add`): the publish step, far below the run's peak, loads this way;
+    a table loaded while matching runs is cut by :func:`scan_batches`.
     """
-    if any(pa.types.is_dictionary(field.type) for field in table.schema):
-        table = table.unify_dictionaries()
+    table = _one_dictionary(table)
     if table.num_rows <= _SCAN_BATCH:
         return table
 
@@ -280,6 +294,14 @@ def row_group_batches(table: pa.Table) -> pa.Table | pa.RecordBatchReader:
             )
 
     return pa.RecordBatchReader.from_batches(table.schema, batches())
+
+
+def _one_dictionary(table: pa.Table) -> pa.Table:
+    """Each dictionary-encoded column's chunks given one dictionary (only the few values and the indices'
+    mapping: about a millisecond at 1M records), so batches joining chunks join one dictionary."""
+    if any(pa.types.is_dictionary(field.type) for field in table.schema):
+        return table.unify_dictionaries()
+    return table
 
 
 def _is_sorted(column: pa.ChunkedArray) -> bool:
@@ -352,9 +374,15 @@ class DuckDBFileWriter:
         table: pa.Table | pd.DataFrame,
         indexes: Sequence[str] = (),
         order_by: str | None = None,
+        *,
+        whole_row_groups: bool = True,
     ) -> None:
         """Load ``table`` as table ``name``; ``order_by``: rows sorted by that column first
-        (:func:`sort_for_zone_maps`); ``indexes``: columns given an (ART) index at :meth:`commit`."""
+        (:func:`sort_for_zone_maps`); ``indexes``: columns given an (ART) index at :meth:`commit`.
+
+        ``whole_row_groups``: read as :func:`row_group_batches` (faster, more memory while loading);
+        False: as :func:`scan_batches` (no copy), for a load beside the run's memory peak.
+        """
         if self._con is None:
             raise RuntimeError(f"{self.path}: the writer is closed")
         data = _as_arrow(table)
@@ -364,22 +392,20 @@ class DuckDBFileWriter:
         with self._index_lock:
             self._loading += 1
         try:
-            self._load(name, data)
+            self._load(name, row_group_batches(data) if whole_row_groups else scan_batches(data))
         finally:
             with self._index_lock:
                 self._loading -= 1
         with self._index_lock:
             self._indexes.extend((name, column) for column in indexes if column in columns)
 
-    def _load(self, name: str, data: pa.Table) -> None:
+    def _load(self, name: str, data: pa.Table | pa.RecordBatchReader) -> None:
         assert self._con is not None
         cur = self._con.cursor()
         try:
             if self._catalog is not None:
                 cur.execute(f'USE "{self._catalog}"')
-            # one batch per task, each a row group: the load spreads over every thread (the 1M-record
-            # source_records: 12.2 -> 8.5 s CPU, 17 -> 10 s wall) and leaves no partial row group behind
-            cur.register("_mdm_src", row_group_batches(data))
+            cur.register("_mdm_src", data)  # batches of at most a row group: one per task, on every thread
             try:
                 cur.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _mdm_src')
             finally:

@@ -177,7 +177,8 @@ class VersionFiles:
     def _write_staged(self, name: str, table: pa.Table) -> FileDigest:
         digest = write_parquet_file(table, self.folder / f"{name}.parquet", self._key)
         layout = DUCKDB_LAYOUT.get(name, DuckDBLayout())
-        self._writer.add(name, table, layout.indexes, layout.order_by)
+        # loaded beside matching, the run's memory peak: no batch copies (mdm.crypto.row_group_batches)
+        self._writer.add(name, table, layout.indexes, layout.order_by, whole_row_groups=False)
         rows = table.num_rows
         del table
         shrunk = self._writer.shrink_cache()  # the run goes on for a while: DuckDB's cache need not stay

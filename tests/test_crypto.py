@@ -241,7 +241,7 @@ def test_a_load_reads_full_row_groups_whatever_the_columns_chunks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mdm import crypto
-    from mdm.crypto import DuckDBFileWriter, row_group_batches
+    from mdm.crypto import DuckDBFileWriter, row_group_batches, scan_batches
 
     monkeypatch.setattr(crypto, "_SCAN_BATCH", 10)
     n = 47
@@ -264,15 +264,19 @@ def test_a_load_reads_full_row_groups_whatever_the_columns_chunks(
     batches = list(reader)
     assert [b.num_rows for b in batches] == [10, 10, 10, 10, 7]
     assert pa.Table.from_batches(batches).to_pylist() == table.to_pylist()
+    cut = scan_batches(table)  # the copy-free cut, for a load beside the run's memory peak
+    assert [b.num_rows for b in cut.to_batches()] == [5, 8, 1, 10, 6, 10, 7]  # at every chunk boundary
     with DuckDBFileWriter(tmp_path / "m.duckdb", KEY) as writer:
         writer.add("t", table)
+        writer.add("u", table, whole_row_groups=False)
         path = writer.commit()
     con = connect_duckdb(path, KEY)
     try:
         rows = con.execute("SELECT n, text, system FROM t ORDER BY n").fetchall()
+        copy_free = con.execute("SELECT n, text, system FROM u ORDER BY n").fetchall()
     finally:
         con.close()
-    assert rows == [(r["n"], r["text"], r["system"]) for r in table.to_pylist()]
+    assert rows == copy_free == [(r["n"], r["text"], r["system"]) for r in table.to_pylist()]
 
 
 def test_a_code_column_with_a_dictionary_per_chunk_loads_its_values(tmp_path: Path) -> None:
