@@ -415,9 +415,9 @@ class DuckDBFileWriter:
         finally:
             cur.close()
 
-    def _checkpoint(self, cur: duckdb.DuckDBPyConnection, name: str) -> bool:
+    def _checkpoint(self, cur: duckdb.DuckDBPyConnection, name: str) -> None:
         """Checkpoint the file right after a load, unless another load is writing (then its own checkpoint, or
-        :meth:`commit`'s, takes this one's rows along); True when done.
+        :meth:`commit`'s, takes this one's rows along).
 
         What a load leaves in DuckDB's memory and write-ahead log (the rows short of a full row
         group) is otherwise written by the next automatic checkpoint, which runs in whichever
@@ -431,8 +431,6 @@ class DuckDBFileWriter:
             cur.execute(f"CHECKPOINT{target}")
         except duckdb.TransactionException as err:  # "other write transactions active": the next one will
             log.debug("the master DuckDB was not checkpointed after loading %s: %s", name, err)
-            return False
-        return True
 
     def shrink_cache(self) -> bool:
         """Let DuckDB drop the blocks it keeps cached from the loads so far, when no load is under way;

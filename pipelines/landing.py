@@ -29,7 +29,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mdm.crypto import read_parquet_any, write_parquet_encrypted
+from mdm.crypto import PARQUET_OPTIONS, read_parquet_any, write_parquet_encrypted
 from mdm.errors import ConfigError, MdmError
 from pipelines.extract.result import ExtractResult
 from pipelines.extract.scan import file_sha256
@@ -67,7 +67,7 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
 def _write_parquet(path: Path, table: pa.Table, key: bytes | None = None) -> None:
     """Parquet written once; encrypted (AES-GCM envelope) when ``key`` is given, since landing holds raw PII."""
     if key is None:
-        _write_once(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+        _write_once(path, lambda tmp: pq.write_table(table, tmp, **PARQUET_OPTIONS))
     else:
         _write_once(path, lambda tmp: write_parquet_encrypted(table, tmp, key))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -237,6 +238,15 @@ def test_an_index_larger_than_the_loading_limit_is_built(tmp_path: Path, monkeyp
         assert con.execute("SELECT count(*) FROM duckdb_indexes() WHERE table_name = 'x'").fetchone() == (1,)
 
 
+def _read_back(path: Path, *queries: str) -> list[list[tuple[Any, ...]]]:
+    """Every row of each query, read from the encrypted master database at ``path``."""
+    con = connect_duckdb(path, KEY)
+    try:
+        return [con.execute(sql).fetchall() for sql in queries]
+    finally:
+        con.close()
+
+
 def test_a_load_reads_full_row_groups_whatever_the_columns_chunks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -270,12 +280,9 @@ def test_a_load_reads_full_row_groups_whatever_the_columns_chunks(
         writer.add("t", table)
         writer.add("u", table, whole_row_groups=False)
         path = writer.commit()
-    con = connect_duckdb(path, KEY)
-    try:
-        rows = con.execute("SELECT n, text, system FROM t ORDER BY n").fetchall()
-        copy_free = con.execute("SELECT n, text, system FROM u ORDER BY n").fetchall()
-    finally:
-        con.close()
+    rows, copy_free = _read_back(
+        path, "SELECT n, text, system FROM t ORDER BY n", "SELECT n, text, system FROM u ORDER BY n"
+    )
     assert rows == copy_free == [(r["n"], r["text"], r["system"]) for r in table.to_pylist()]
 
 
@@ -292,14 +299,13 @@ def test_a_code_column_with_a_dictionary_per_chunk_loads_its_values(tmp_path: Pa
     with DuckDBFileWriter(tmp_path / "m.duckdb", KEY) as writer:
         writer.add("t", table)
         path = writer.commit()
-    con = connect_duckdb(path, KEY)
-    try:
-        rows = con.execute("SELECT n, system FROM t ORDER BY n").fetchall()
-        kind = con.execute("SELECT data_type FROM duckdb_columns() WHERE column_name = 'system'").fetchone()
-    finally:
-        con.close()
+    rows, kind = _read_back(
+        path,
+        "SELECT n, system FROM t ORDER BY n",
+        "SELECT data_type FROM duckdb_columns() WHERE column_name = 'system'",
+    )
     assert rows == list(enumerate(["card", "loan", None, "loan", "card", "deposit", "loan", "x"]))
-    assert kind == ("VARCHAR",)
+    assert kind == [("VARCHAR",)]
 
 
 def test_each_load_is_checkpointed_unless_another_write_is_under_way(tmp_path: Path) -> None:
@@ -321,14 +327,13 @@ def test_each_load_is_checkpointed_unless_another_write_is_under_way(tmp_path: P
         other.execute("COMMIT")
         other.close()
         path = writer.commit()
-    con = connect_duckdb(path, KEY)
-    try:
-        assert con.execute("SELECT count(*), max(n) FROM first").fetchone() == (n, n - 1)
-        assert con.execute("SELECT count(*) FROM second").fetchone() == (1000,)
-        assert con.execute("SELECT count(*) FROM other").fetchone() == (1,)
-        assert con.execute("SELECT index_name FROM duckdb_indexes()").fetchall() == [("idx_first_record_key",)]
-    finally:
-        con.close()
+    assert _read_back(
+        path,
+        "SELECT count(*), max(n) FROM first",
+        "SELECT count(*) FROM second",
+        "SELECT count(*) FROM other",
+        "SELECT index_name FROM duckdb_indexes()",
+    ) == [[(n, n - 1)], [(1000,)], [(1,)], [("idx_first_record_key",)]]
 
 
 def test_the_writer_drops_its_cache_between_loads_but_never_under_one(

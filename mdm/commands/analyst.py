@@ -40,7 +40,7 @@ def query(
     import pyarrow.parquet as pq
 
     from mdm.audit import AuditLog
-    from mdm.crypto import load_key
+    from mdm.crypto import PARQUET_OPTIONS, load_key
     from mdm.csvsafe import write_safe_csv
     from mdm.query import run_query
     from schemas.settings import load_run_config
@@ -62,7 +62,7 @@ def query(
         console.print(f"wrote {result.rows:,} rows to {csv}")
     elif parquet is not None:
         parquet.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(result.table, parquet, compression="zstd")
+        pq.write_table(result.table, parquet, **PARQUET_OPTIONS)
         console.print(f"wrote {result.rows:,} rows to {parquet}")
     else:
         table = Table(*result.table.column_names)
